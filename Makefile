@@ -1,0 +1,29 @@
+# `make test` and `make demo` prepare the environment on first use (.venv in the repository root) and reuse it.
+# The environment is rebuilt when a requirements file, setup.py or the mmcv build script changes.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mlla-mm-installed
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: env test demo clean-env
+
+env: $(STAMP)
+
+$(STAMP): requirements/torch.txt requirements/runtime.txt requirements/tests.txt setup.py tools/install_mmcv.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip wheel 'setuptools>=77.0.3,<82'
+	$(PIP) -r requirements/torch.txt
+	PYTHON=$(PY) bash tools/install_mmcv.sh
+	$(PIP) -r requirements/runtime.txt -r requirements/tests.txt
+	$(PIP) --no-build-isolation -e '.[det,seg,tests]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+demo: $(STAMP)
+	$(PY) tools/run_demo.py
+
+clean-env:
+	rm -rf $(VENV)

@@ -1,0 +1,100 @@
+"""From an official MLLA checkpoint (or an mmengine one) to the weights of the :class:`~mlla_mm.MLLA` backbone."""
+import os
+from collections import OrderedDict
+from typing import Dict, List, Tuple
+from urllib.parse import urlparse
+
+import torch
+import torch.nn as nn
+
+from .safe_load import safe_torch_load, unwrap_state_dict
+
+# Wrappers that prefix keys: DataParallel / DDP ('module.') and a whole detector or segmentor ('backbone.').
+WRAPPER_PREFIXES = ('module.', 'backbone.')
+
+
+def _skip_reason(key: str) -> str:
+    """Why a key of the official classification model has no place in the backbone ('' if it has one)."""
+    if key.startswith('head.'):
+        return 'classifier head'
+    if key in ('norm.weight', 'norm.bias'):
+        return 'final norm of the classifier'
+    if key.endswith('.attn.rope.rotations'):
+        return 'RoPE tables sized for 224x224 (recomputed for each feature size)'
+    return ''
+
+
+def backbone_state_dict(checkpoint, source: str = 'checkpoint'
+                        ) -> Tuple['OrderedDict[str, torch.Tensor]', Dict[str, List[str]]]:
+    """The backbone's weights in ``checkpoint`` (a loaded file) and the keys left out, by reason."""
+    state_dict = unwrap_state_dict(checkpoint, source)
+    weights: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
+    skipped: Dict[str, List[str]] = {}
+    has_backbone_prefix = any(k.startswith('backbone.') or k.startswith('module.backbone.') for k in state_dict)
+    for key, value in state_dict.items():
+        name = key
+        while name.startswith(WRAPPER_PREFIXES):
+            name = name.split('.', 1)[1]
+        if has_backbone_prefix and 'backbone.' not in key:
+            skipped.setdefault('not part of the backbone (neck, heads)', []).append(key)
+            continue
+        reason = _skip_reason(name)
+        if reason:
+            skipped.setdefault(reason, []).append(key)
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f'{source}: entry {key!r} is a {type(value).__name__}, not a tensor')
+        weights[name] = value
+    return weights, skipped
+
+
+def _short_list(keys: List[str], limit: int = 12) -> str:
+    shown = ', '.join(keys[:limit])
+    return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
+
+
+def load_backbone_weights(module: nn.Module, weights: Dict[str, torch.Tensor], source: str = 'checkpoint',
+                          skipped: Dict[str, List[str]] = None) -> str:
+    """Copy ``weights`` into ``module`` and return a readable report of what matched and what did not.
+
+    Raises:
+        ValueError: a tensor's shape differs from the module's (naming the key and both shapes).
+    """
+    own = module.state_dict()
+    for key, value in weights.items():
+        if key in own and own[key].shape != value.shape:
+            raise ValueError(f'{source}: shape mismatch for {key!r}: checkpoint has {tuple(value.shape)}, '
+                             f'the model expects {tuple(own[key].shape)} (is the arch the same?)')
+    result = module.load_state_dict(weights, strict=False)
+    lines = [f'loaded {len(weights) - len(result.unexpected_keys)}/{len(own)} backbone tensors from {source}']
+    if result.missing_keys:
+        lines.append(f'  missing in the checkpoint ({len(result.missing_keys)}, left at their initial values): '
+                     f'{_short_list(result.missing_keys)}')
+    if result.unexpected_keys:
+        lines.append(f'  in the checkpoint but not in the model ({len(result.unexpected_keys)}, ignored): '
+                     f'{_short_list(result.unexpected_keys)}')
+    for reason, keys in (skipped or {}).items():
+        lines.append(f'  skipped ({reason}): {len(keys)} keys')
+    return '\n'.join(lines)
+
+
+def resolve_checkpoint(path_or_url: str) -> str:
+    """A local file for ``path_or_url``: URLs are downloaded once into torch's hub cache."""
+    if not path_or_url.startswith(('http://', 'https://')):
+        return path_or_url
+    cached = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(urlparse(path_or_url).path))
+    if not os.path.isfile(cached):
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        torch.hub.download_url_to_file(path_or_url, cached)
+    return cached
+
+
+def load_pretrained_backbone(module: nn.Module, path_or_url: str) -> str:
+    """Load a checkpoint (file or URL) into an MLLA backbone safely; return the report."""
+    path = resolve_checkpoint(path_or_url)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'pretrained checkpoint not found: {path} (set init_cfg.checkpoint to the file '
+                                f'of an official MLLA release, e.g. MLLA_T.pth from LeapLabTHU/MLLA)')
+    checkpoint = safe_torch_load(path)
+    weights, skipped = backbone_state_dict(checkpoint, source=path)
+    return load_backbone_weights(module, weights, source=path, skipped=skipped)

@@ -1,0 +1,3 @@
+from .backbones import MLLA
+
+__all__ = ['MLLA']

@@ -1,0 +1,201 @@
+"""The MLLA backbone for OpenMMLab dense prediction (mmdet, mmseg)."""
+import copy
+from typing import Dict, List, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from timm.layers import trunc_normal_
+
+from ...checkpoint import load_pretrained_backbone
+from ...registry import register_model
+from ..layers import MLLAStage, Stem
+
+
+@register_model()
+class MLLA(BaseModule):
+    """MLLA: Mamba-Like Linear Attention backbone.
+
+    A PyTorch implementation of `Demystify Mamba in Vision: A Linear Attention Perspective
+    <https://arxiv.org/abs/2405.16605>`_ (Han et al., NeurIPS 2024) for dense prediction. Parameter and buffer
+    names follow the official release (LeapLabTHU/MLLA), so its ImageNet checkpoints load through
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
+
+    Args:
+        arch (str | dict): ``'tiny'``/``'t'``, ``'small'``/``'s'``, ``'base'``/``'b'``, or a dict with
+            ``embed_dims`` (int), ``depths`` and ``num_heads`` (one int per stage). Defaults to ``'tiny'``.
+        in_channels (int): Image channels. Defaults to 3.
+        patch_size (int): Stride of the stem. Defaults to 4.
+        mlp_ratio (float): MLP hidden size over the channels. Defaults to 4.
+        qkv_bias (bool): Bias in the query/key projections. Defaults to True.
+        drop_rate (float): Dropout in the MLPs. Defaults to 0.
+        drop_path_rate (float): Stochastic depth, rising linearly over the blocks to this value. Defaults to 0.1.
+        out_indices (Sequence[int]): Stages whose (layer-normed) features are returned. Defaults to (0, 1, 2, 3).
+        frozen_stages (int): ``-1`` trains everything; ``0`` freezes the stem; ``k > 0`` freezes the stem and
+            stages ``0 .. k-1`` (with their patch merging and output norms). Defaults to -1.
+        norm_eval (bool): Keep the BatchNorm layers (stem, patch merging) in eval mode during training, i.e.
+            use and keep their running statistics. Defaults to False.
+        with_cp (bool): Gradient checkpointing of every block: less memory, about a third more compute.
+            Defaults to False.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
+            mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
+            initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
+    """
+
+    arch_zoo: Dict[str, Dict] = {
+        **dict.fromkeys(['t', 'tiny'], dict(embed_dims=64, depths=[2, 4, 8, 4], num_heads=[2, 4, 8, 16])),
+        **dict.fromkeys(['s', 'small'], dict(embed_dims=64, depths=[3, 6, 21, 6], num_heads=[2, 4, 8, 16])),
+        **dict.fromkeys(['b', 'base'], dict(embed_dims=96, depths=[3, 6, 21, 6], num_heads=[3, 6, 12, 24])),
+    }
+
+    def __init__(self,
+                 arch: Union[str, Dict] = 'tiny',
+                 in_channels: int = 3,
+                 patch_size: int = 4,
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.1,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Union[Dict, List[Dict], None] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        embed_dims = self.arch_settings['embed_dims']
+        depths = self.arch_settings['depths']
+        num_heads = self.arch_settings['num_heads']
+        self.num_stages = len(depths)
+        self.num_features = [embed_dims * 2 ** i for i in range(self.num_stages)]
+        for dims, heads in zip(self.num_features, num_heads):
+            if dims % heads or dims % 4:
+                raise ValueError(f'arch: stage channels must be divisible by their heads and by 4 (RoPE rotates '
+                                 f'channel pairs by row and by column); got {dims} channels, {heads} heads')
+        self.in_channels = in_channels
+        self.out_indices = self._parse_out_indices(out_indices)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}], got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+
+        self.patch_embed = Stem(in_channels, embed_dims, patch_size)
+        self.pos_drop = nn.Dropout(drop_rate)
+        block_drop_paths = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.layers = nn.ModuleList()
+        for i, (dims, depth, heads) in enumerate(zip(self.num_features, depths, num_heads)):
+            first = sum(depths[:i])
+            self.layers.append(
+                MLLAStage(dims, depth, heads, drop_path=block_drop_paths[first:first + depth],
+                          downsample=i < self.num_stages - 1, with_cp=with_cp,
+                          mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate))
+        for i in self.out_indices:  # one LayerNorm per returned feature map, named as in the official code
+            self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
+
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------ configuration
+    def _parse_arch(self, arch: Union[str, Dict]) -> Dict:
+        if isinstance(arch, str):
+            if arch.lower() not in self.arch_zoo:
+                raise KeyError(f'arch {arch!r} is not one of {sorted(set(self.arch_zoo))}; '
+                               f'or pass a dict with embed_dims, depths, num_heads')
+            return copy.deepcopy(self.arch_zoo[arch.lower()])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
+        required = {'embed_dims', 'depths', 'num_heads'}
+        if set(arch) != required:
+            raise KeyError(f'arch dict needs exactly the keys {sorted(required)}, got {sorted(arch)}')
+        if len(arch['depths']) != len(arch['num_heads']):
+            raise ValueError(f'arch: depths {list(arch["depths"])} and num_heads {list(arch["num_heads"])} '
+                             f'must give one value per stage')
+        return {'embed_dims': int(arch['embed_dims']), 'depths': list(arch['depths']),
+                'num_heads': list(arch['num_heads'])}
+
+    def _parse_out_indices(self, out_indices: Sequence[int]) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        indices = []
+        for i in out_indices:
+            if not -self.num_stages <= i < self.num_stages:
+                raise ValueError(f'out_indices: {i} is out of range for {self.num_stages} stages')
+            indices.append(i % self.num_stages)
+        return tuple(sorted(set(indices)))
+
+    # ------------------------------------------------------------------ training state
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        modules: List[nn.Module] = [self.patch_embed]
+        for i in range(self.frozen_stages):
+            modules.append(self.layers[i])
+            if i in self.out_indices:
+                modules.append(getattr(self, f'norm{i}'))
+        return modules
+
+    def _freeze_stages(self):
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        """Switch mode, keeping frozen stages (and with ``norm_eval`` all BatchNorms) in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    # ------------------------------------------------------------------ weights
+    def init_weights(self):
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            if 'checkpoint' not in cfg:
+                raise KeyError("init_cfg of type 'Pretrained' needs a 'checkpoint' (a path or URL)")
+            report = load_pretrained_backbone(self, cfg['checkpoint'])
+            print_log(report, logger='current')
+            self._is_init = True
+            return
+        self.apply(self._official_init)
+        if cfg is None:
+            self._is_init = True
+        else:  # any other mmengine initialiser (e.g. Kaiming), applied over the official one
+            super().init_weights()
+
+    @staticmethod
+    def _official_init(module: nn.Module):
+        if isinstance(module, nn.Linear):
+            trunc_normal_(module.weight, std=.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------ forward
+    def _check_input(self, x):
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f'MLLA expects a tensor of shape (N, {self.in_channels}, H, W), '
+                             f'got {type(x).__name__}')
+        if x.dim() != 4 or x.shape[1] != self.in_channels or not x.is_floating_point():
+            raise ValueError(f'MLLA expects a floating-point tensor of shape (N, {self.in_channels}, H, W), '
+                             f'got {x.dtype} of shape {tuple(x.shape)}')
+        if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+            raise ValueError(f'MLLA got an empty input of shape {tuple(x.shape)}')
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """``(N, C, H, W)`` images -> one ``(N, C_i, H_i, W_i)`` map per index of ``out_indices`` (stride 4 * 2^i)."""
+        self._check_input(x)
+        x, hw_shape = self.patch_embed(x)
+        x = self.pos_drop(x)
+        outs = []
+        for i, stage in enumerate(self.layers):
+            x, hw_shape, out, out_shape = stage(x, hw_shape)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(out)
+                outs.append(out.transpose(1, 2).reshape(out.shape[0], -1, *out_shape).contiguous())
+        return tuple(outs)

@@ -1,0 +1,32 @@
+"""mlla-mm: the MLLA backbone for OpenMMLab (mmdet / mmseg).
+
+mmcv 2.1.0 is a dependency that pip cannot install by itself (PyPI has its source only, and it must be built
+against the installed torch with its ops): `make test` / `make demo` build it through tools/install_mmcv.sh.
+It is still declared, so that pip reports it when it is missing.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name='mlla-mm',
+    version='0.1.0',
+    description='MLLA (Mamba-Like Linear Attention) backbone for OpenMMLab detection and segmentation',
+    long_description=open('README.md', encoding='utf-8').read() if __import__('os').path.exists('README.md') else '',
+    long_description_content_type='text/markdown',
+    python_requires='>=3.9',
+    packages=find_packages(include=['mlla_mm', 'mlla_mm.*']),
+    install_requires=[
+        'torch>=2.6',  # weights_only loading with allow-listed stand-ins (torch.serialization.safe_globals)
+        'torchvision',
+        'timm>=1.0',
+        'mmengine==0.10.7',
+        'mmcv==2.1.0',
+        'numpy',
+        'setuptools>=77.0.3,<82',
+    ],
+    extras_require={
+        'det': ['mmdet==3.3.0', 'pycocotools'],
+        'seg': ['mmsegmentation==1.2.2', 'ftfy', 'regex'],
+        'tests': ['pytest>=8'],
+    },
+    license='Apache-2.0',
+)
