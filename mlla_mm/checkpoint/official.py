@@ -93,8 +93,12 @@ def load_pretrained_backbone(module: nn.Module, path_or_url: str) -> str:
     """Load a checkpoint (file or URL) into an MLLA backbone safely; return the report."""
     path = resolve_checkpoint(path_or_url)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'pretrained checkpoint not found: {path} (set init_cfg.checkpoint to the file '
-                                f'of an official MLLA release, e.g. MLLA_T.pth from LeapLabTHU/MLLA)')
+        raise FileNotFoundError(
+            f'pretrained checkpoint not found: {path}\n'
+            f'Download the ImageNet-1k weights of the official release (MLLA_T.pth / MLLA_S.pth / MLLA_B.pth, '
+            f'linked from the "Pretrained Models" table of github.com/LeapLabTHU/MLLA) and put the file at {path}, '
+            f"or point the backbone's init_cfg.checkpoint (e.g. --cfg-options "
+            f"model.backbone.init_cfg.checkpoint=PATH) to it; init_cfg=None trains from scratch.")
     checkpoint = safe_torch_load(path)
     weights, skipped = backbone_state_dict(checkpoint, source=path)
     return load_backbone_weights(module, weights, source=path, skipped=skipped)
