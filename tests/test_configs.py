@@ -35,7 +35,7 @@ SEGMENTATION = {
 }
 DEMO = {
     # 3 classes instead of 80 (detection), slimmer heads (segmentation)
-    'demo/mask_rcnn_mlla_t_demo.py': dict(arch='tiny', params=43.6, drop_path=0.0, ckpt=None),
+    'demo/mask_rcnn_mlla_t_demo.py': dict(arch='tiny', params=28.6, drop_path=0.0, ckpt=None),  # slim CPU heads
     'demo/upernet_mlla_t_demo.py': dict(arch='tiny', params=26.6, drop_path=0.0, ckpt=None),
 }
 ALL = {**DETECTION, **SEGMENTATION, **DEMO}
@@ -346,12 +346,16 @@ def test_demo_detection_config():
         assert data.ann_file == f'annotations/instances_{split}.json' and data.data_prefix.img == f'{split}/'
         assert tuple(data.metainfo.classes) == DEMO_CLASSES
         assert 'RandomChoice' not in types(data.pipeline)
-        assert [s.scale for s in data.pipeline if s.type == 'Resize'] == [(256, 256)]
+        assert [s.scale for s in data.pipeline if s.type == 'Resize'] == [cfg.img_scale]
         assert loader.num_workers == 1 and 2 <= loader.batch_size <= 4
     assert cfg.val_evaluator.ann_file == 'data/demo/coco/annotations/instances_val.json'
     assert cfg.train_cfg.type == 'EpochBasedTrainLoop' and 1 <= cfg.train_cfg.max_epochs <= 24
     assert cfg.param_scheduler[-1].end == cfg.train_cfg.max_epochs == cfg.max_epochs
-    assert cfg.optim_wrapper.optimizer.type == 'AdamW' and 2e-4 <= cfg.optim_wrapper.optimizer.lr <= 4e-4
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW' and cfg.optim_wrapper.optimizer.lr == cfg.lr
+    # the slimmer CPU heads are wired consistently to the FPN width
+    width = cfg.neck_channels
+    assert cfg.model.neck.out_channels == cfg.model.rpn_head.in_channels == width
+    assert cfg.model.roi_head.bbox_head.in_channels == cfg.model.roi_head.mask_head.in_channels == width
     assert_demo_runtime(cfg, 'DetVisualizationHook', 'DetLocalVisualizer')
 
 
@@ -402,7 +406,8 @@ def write_demo_coco(root: Path, split: str, count: int):
 
 
 def test_demo_detection_data_loads(tmp_path):
-    """The demo's datasets and pipelines read a COCO-format set of 256 x 256 images with the demo classes."""
+    """The demo's datasets and pipelines read a COCO-format set of 256 x 256 images with the demo classes and
+    resize them (and their masks) to the demo's scale."""
     from mmdet.registry import DATASETS
     cfg = load('demo/mask_rcnn_mlla_t_demo.py')
     init_default_scope('mmdet')
@@ -413,10 +418,11 @@ def test_demo_detection_data_loads(tmp_path):
         assert len(dataset) == count and tuple(dataset.metainfo['classes']) == DEMO_CLASSES
         for i in range(count):
             sample = dataset[i]
-            assert tuple(sample['inputs'].shape) == (3, 256, 256)
+            assert tuple(sample['inputs'].shape) == (3, *cfg.img_scale)
             gt = sample['data_samples'].gt_instances
             assert gt.labels.tolist() == [i % 3]  # category ids 1..3 -> labels 0..2
-            assert gt.masks.to_ndarray().sum() == 2500
+            scale = cfg.img_scale[0] / 256
+            assert gt.masks.to_ndarray().sum() == pytest.approx(2500 * scale ** 2, rel=0.05)
 
 
 def test_demo_segmentation_data_loads(tmp_path):
