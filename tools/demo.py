@@ -1,0 +1,39 @@
+"""Detection or segmentation on images from one command, with pictures of the results.
+
+    python tools/demo.py IMAGE_OR_FOLDER CONFIG CHECKPOINT --out DIR [--device cpu] [--score-thr 0.3]
+
+The task (mmdet or mmseg) comes from the config. Boxes, masks and labels (detection) or the class map
+(segmentation) are drawn on each image and saved as DIR/<image name>.png. An unreadable image, a missing
+checkpoint, or a checkpoint trained for another config stops with a message that names the file.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+
+from mmengine.config import DictAction  # noqa: E402
+
+from mlla_mm.apis.inference import list_images, predict_and_draw  # noqa: E402
+from mlla_mm.apis.runner import load_config  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('images', help='an image file or a folder of images')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', required=True, help='folder for the pictures')
+    parser.add_argument('--device', help='cpu or cuda:N (default: cuda:0 if available)')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='lowest score of a drawn detection')
+    parser.add_argument('--opacity', type=float, default=0.5, help='opacity of drawn masks / class maps')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE')
+    args = parser.parse_args(argv)
+    images = list_images(args.images)
+    written = predict_and_draw(load_config(args.config, args.cfg_options), args.checkpoint, images, args.out,
+                               device=args.device, score_thr=args.score_thr, opacity=args.opacity)
+    print(f'{len(written)} picture(s) written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
