@@ -49,9 +49,11 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint_path: str) -> None:
             raise ValueError(f'checkpoint {checkpoint_path} does not fit the config: {key!r} has shape '
                              f'{tuple(value.shape)} in the checkpoint, {tuple(own[key].shape)} in the model')
     missing = [k for k in own if k not in weights and not k.endswith('num_batches_tracked')]
-    if len(missing) > len(own) // 2:
+    unexpected = [k for k in weights if k not in own]
+    if missing or unexpected:
         raise ValueError(f'checkpoint {checkpoint_path} does not fit the config: {len(missing)} of the model\'s '
-                         f'{len(own)} tensors are not in it (e.g. {", ".join(missing[:3])})')
+                         f'tensors are not in it (e.g. {", ".join(missing[:3]) or "-"}) and {len(unexpected)} of '
+                         f'its tensors are not in the model (e.g. {", ".join(unexpected[:3]) or "-"})')
 
 
 def init_model(cfg: Config, checkpoint: str, device: str):
@@ -73,6 +75,10 @@ def init_model(cfg: Config, checkpoint: str, device: str):
     elif not getattr(model, 'dataset_meta', None):
         classes = cfg.get('test_dataloader', {}).get('dataset', {}).get('metainfo', {}).get('classes')
         model.dataset_meta = dict(classes=classes) if classes else {}
+    classes = model.dataset_meta.get('classes')
+    if classes and not model.dataset_meta.get('palette'):  # the visualisers need one colour per class
+        rng = np.random.default_rng(0)
+        model.dataset_meta['palette'] = [tuple(int(c) for c in rng.integers(0, 255, 3)) for _ in classes]
     model.cfg = cfg
     return task, model.to(device).eval()
 

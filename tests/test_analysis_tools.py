@@ -1,0 +1,135 @@
+"""tools/analysis/get_flops.py, tools/analysis/benchmark.py and tools/demo.py on the CPU."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.analysis import FlopAnalyzer
+
+from mlla_mm.models.layers import LinearAttention
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_tool(*args, timeout=900):
+    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                            cwd=ROOT)
+    return result
+
+
+# The paper's figures (Mask R-CNN at 1280x800, UperNet at 2048x512): FLOPs in G, parameters in M.
+PAPER = {
+    'configs/detection/mask_rcnn_mlla_t.py': (255, 44),
+    'configs/detection/mask_rcnn_mlla_s.py': (319, 63),
+    'configs/detection/mask_rcnn_mlla_b.py': (502, 115),
+    'configs/segmentation/upernet_mlla_b.py': (1183, 128),
+}
+
+
+@pytest.mark.parametrize('config', sorted(PAPER))
+def test_get_flops_reproduces_the_paper(config):
+    result = run_tool('tools/analysis/get_flops.py', config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    flops = float(re.search(r'^Flops: ([\d.]+)G$', result.stdout, re.M).group(1))
+    params = float(re.search(r'^Params: ([\d.]+)M$', result.stdout, re.M).group(1))
+    assert re.search(r'^Input shape: \(3, (800, 1280|512, 2048)\)$', result.stdout, re.M)
+    paper_flops, paper_params = PAPER[config]
+    assert abs(flops - paper_flops) / paper_flops < 0.02, (flops, paper_flops)
+    assert abs(params - paper_params) / paper_params < 0.02, (params, paper_params)
+
+
+def test_attention_matmuls_are_counted():
+    """The counter sees the linear-attention products, not just the projections and convolutions."""
+    dims, heads, (h, w) = 64, 2, (12, 20)
+    n, head_dims = h * w, dims // heads
+    attention = LinearAttention(dims, heads).eval()
+    analyzer = FlopAnalyzer(attention, inputs=(torch.randn(1, n, dims), (h, w)))
+    analyzer.unsupported_ops_warnings(False).tracer_warnings('none')
+    projection = n * dims * 2 * dims  # qk linear
+    lepe = n * dims * 9  # 3x3 depthwise conv
+    matmuls = (n * dims  # q . mean(k), per head n x d x 1
+               + n * dims * head_dims  # K^T V, per head d x n x d
+               + n * dims * head_dims)  # Q (K^T V), per head n x d x d
+    assert analyzer.total() == projection + lepe + matmuls
+
+
+def test_benchmark_writes_json_and_table(tmp_path):
+    out = tmp_path / 'bench.json'
+    result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'mlla', 'resnet50',
+                      '--shape', '64', '96', '--batch', '1', '--warmup', '1', '--iters', '2', '--cpu',
+                      '--json', out, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data['machine']['torch'] == torch.__version__
+    models = [row['model'] for row in data['rows']]
+    assert models == ['mlla_tiny', 'resnet50']
+    for row in data['rows']:
+        assert row['infer_ms'] > 0 and row['train_step_ms'] > 0 and row['images_per_s'] > 0
+    assert 'mlla_tiny' in result.stdout and 'infer ms' in result.stdout
+
+
+@pytest.fixture(scope='module')
+def demo_checkpoint(tmp_path_factory):
+    """A demo Mask R-CNN (untrained) saved as mmengine saves it, and a few demo images."""
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import MODELS
+
+    from mlla_mm.apis.runner import load_config
+    from mlla_mm.datasets import DEMO_CLASSES, make_coco_instances
+    root = tmp_path_factory.mktemp('demo')
+    make_coco_instances(root / 'coco', num_train=1, num_val=2, image_size=96)
+    cfg = load_config(str(ROOT / 'configs/demo/mask_rcnn_mlla_t_demo.py'))
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    checkpoint = root / 'demo.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': {'classes': DEMO_CLASSES}}},
+               checkpoint)
+    return root, checkpoint
+
+
+def test_demo_draws_predictions(demo_checkpoint, tmp_path):
+    root, checkpoint = demo_checkpoint
+    result = run_tool('tools/demo.py', root / 'coco' / 'val', 'configs/demo/mask_rcnn_mlla_t_demo.py', checkpoint,
+                      '--out', tmp_path / 'pictures', '--device', 'cpu', '--score-thr', '0.0')
+    assert result.returncode == 0, result.stderr[-2000:]
+    pictures = sorted((tmp_path / 'pictures').glob('*.png'))
+    assert len(pictures) == 2
+    import mmcv
+    assert mmcv.imread(str(pictures[0])).shape[:2] == (96, 96)
+
+
+def test_demo_errors_name_the_file(demo_checkpoint, tmp_path):
+    root, checkpoint = demo_checkpoint
+    broken = tmp_path / 'broken.jpg'
+    broken.write_bytes(b'not an image')
+    result = run_tool('tools/demo.py', broken, 'configs/demo/mask_rcnn_mlla_t_demo.py', checkpoint,
+                      '--out', tmp_path / 'o')
+    assert result.returncode != 0 and 'broken.jpg' in result.stderr
+    image = next((root / 'coco' / 'val').iterdir())
+    result = run_tool('tools/demo.py', image, 'configs/demo/mask_rcnn_mlla_t_demo.py', tmp_path / 'none.pth',
+                      '--out', tmp_path / 'o')
+    assert result.returncode != 0 and 'none.pth' in result.stderr
+    result = run_tool('tools/demo.py', image, 'configs/demo/upernet_mlla_t_demo.py', checkpoint,
+                      '--out', tmp_path / 'o')
+    assert result.returncode != 0 and 'does not fit the config' in result.stderr and 'demo.pth' in result.stderr
+
+
+def test_demo_draws_segmentation_maps(tmp_path):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    from mlla_mm.apis.runner import convert_syncbn, load_config
+    from mlla_mm.datasets import make_ade_semantic
+    make_ade_semantic(tmp_path / 'ade', num_train=1, num_val=2, image_size=96)
+    cfg = load_config(str(ROOT / 'configs/demo/upernet_mlla_t_demo.py'))
+    convert_syncbn(cfg.model)
+    init_default_scope('mmseg')
+    checkpoint = tmp_path / 'seg.pth'
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict()}, checkpoint)
+    result = run_tool('tools/demo.py', tmp_path / 'ade' / 'images' / 'validation',
+                      'configs/demo/upernet_mlla_t_demo.py', checkpoint, '--out', tmp_path / 'maps', '--device', 'cpu')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list((tmp_path / 'maps').glob('*.png'))) == 2

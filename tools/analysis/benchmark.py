@@ -1,0 +1,215 @@
+"""Speed and memory of MLLA against Swin-T, ResNet-50 and ConvNeXt-T, in one run, written as JSON and a table.
+
+    # backbones alone, forward+backward and inference, 2x3x800x1344, bf16 autocast
+    python tools/analysis/benchmark.py --level backbone --arch tiny --shape 800 1344 --batch 2 --precision bf16
+    # whole Mask R-CNN (or UperNet) of a config, backbone swapped for each peer, fp16 autocast
+    python tools/analysis/benchmark.py --level model --config configs/detection/mask_rcnn_mlla_t.py \
+        --shape 800 1344 --batch 2 --precision fp16 --json benchmarks/mask_rcnn_t.json
+
+Timings are medians over --iters iterations after --warmup ones (CUDA events on a GPU; wall clock on the CPU,
+where --iters should be small). The JSON records the machine, torch version and date next to the numbers.
+"""
+import argparse
+import copy
+import datetime
+import json
+import os
+import os.path as osp
+import platform
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
+
+from mlla_mm.analysis.benchmark import (PEER_BACKBONES, PEER_CHANNELS, backbone_batch, backbone_flops,  # noqa
+                                        build_backbone, measure)
+
+BACKBONE_PEERS = ['mlla', 'swin_t', 'resnet50', 'convnext_t']
+MODEL_PEERS = ['mlla', 'swin_t', 'resnet50']
+
+
+def machine() -> dict:
+    info = dict(torch=torch.__version__, python=platform.python_version(), cpu=platform.processor() or
+                platform.machine(), date=datetime.date.today().isoformat())
+    if torch.cuda.is_available():
+        info['gpu'] = torch.cuda.get_device_name()
+        info['cuda'] = torch.version.cuda
+    return info
+
+
+def matmul_rate(device, dtype, size=8192, iters=20) -> float:
+    """Measured dense matmul throughput (FLOP/s, a multiply-add counting 2) of this device in ``dtype``."""
+    from mlla_mm.analysis.benchmark import time_call
+    if device.type != 'cuda':
+        size, iters = 1024, 3
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    ms = sorted(time_call(lambda: a @ b, device, 3, iters))[iters // 2]
+    return 2 * size ** 3 / (ms / 1e3)
+
+
+def model_variant(cfg, peer):
+    """The config's model with its backbone replaced by ``peer`` (necks/heads re-wired to the peer's channels)."""
+    cfg = copy.deepcopy(cfg)
+    model = cfg.model
+    model.backbone.pop('init_cfg', None)
+    if peer != 'mlla':
+        model.backbone = copy.deepcopy(PEER_BACKBONES[peer])
+        channels = PEER_CHANNELS[peer]
+        if 'neck' in model:
+            model.neck.in_channels = channels
+        if 'decode_head' in model:
+            model.decode_head.in_channels = channels
+            if 'auxiliary_head' in model:
+                model.auxiliary_head.in_channels = channels[2]
+    return model
+
+
+def model_batch(task, data_preprocessor, batch_size, shape, device):
+    """A preprocessed batch with ground truth: boxes and masks (mmdet) or a class map (mmseg)."""
+    height, width = shape
+    generator = torch.Generator().manual_seed(0)
+    inputs, samples = [], []
+    for _ in range(batch_size):
+        inputs.append(torch.randint(0, 255, (3, height, width), dtype=torch.uint8, generator=generator))
+        meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width),
+                    scale_factor=(1.0, 1.0))
+        if task == 'mmdet':
+            import numpy as np
+            from mmdet.structures import DetDataSample
+            from mmdet.structures.mask import BitmapMasks
+            from mmengine.structures import InstanceData
+            boxes = []
+            masks = np.zeros((6, height, width), dtype=np.uint8)
+            for i in range(6):
+                x0, y0 = torch.randint(0, width // 2, (1,)).item(), torch.randint(0, height // 2, (1,)).item()
+                w, h = width // 4, height // 4
+                boxes.append([x0, y0, x0 + w, y0 + h])
+                masks[i, y0:y0 + h, x0:x0 + w] = 1
+            sample = DetDataSample(metainfo=meta)
+            sample.gt_instances = InstanceData(bboxes=torch.tensor(boxes, dtype=torch.float32),
+                                               labels=torch.randint(0, 3, (6,)),
+                                               masks=BitmapMasks(masks, height, width))
+        else:
+            from mmengine.structures import PixelData
+            from mmseg.structures import SegDataSample
+            sample = SegDataSample(metainfo=meta)
+            sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, height, width)))
+        samples.append(sample)
+    data = data_preprocessor(dict(inputs=inputs, data_samples=samples), True)
+    data = dict(inputs=data['inputs'].to(device), data_samples=[s.to(device) for s in data['data_samples']])
+
+    def make():
+        return dict(train=dict(inputs=data['inputs'], data_samples=data['data_samples'], mode='loss'),
+                    predict=dict(inputs=data['inputs'], data_samples=data['data_samples'], mode='predict'))
+    return make
+
+
+def run(args):
+    device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
+    torch.backends.cudnn.benchmark = True
+    results = dict(machine=machine(), args=vars(args), rows=[])
+    mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp)
+    peers = args.peers or (BACKBONE_PEERS if args.level == 'backbone' else MODEL_PEERS)
+    if args.level == 'model':
+        from mmengine.model import revert_sync_batchnorm
+        from mmengine.registry import init_default_scope
+
+        from mlla_mm.apis.runner import load_config, task_of
+        cfg = load_config(args.config)
+        task = task_of(cfg)
+        init_default_scope(task)
+        registry = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS
+    for precision in args.precision:
+        for peer in peers:
+            torch.manual_seed(0)
+            if args.level == 'backbone':
+                model = build_backbone(peer, mlla_kwargs)
+                make = backbone_batch(args.batch, args.shape, device)
+            else:
+                model = revert_sync_batchnorm(registry.build(model_variant(cfg, peer)))
+                make = model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape, device)
+            row = dict(model=peer if peer != 'mlla' else f'mlla_{args.arch}', level=args.level,
+                       precision=precision, batch=args.batch, shape=list(args.shape),
+                       params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+            try:
+                row.update(measure(model, make, device, precision, args.warmup, args.iters, args.batch,
+                                   train=not args.no_train))
+            except RuntimeError as err:  # e.g. a kernel without this dtype: record it, go on with the rest
+                row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0]}'
+            if args.level == 'backbone' and args.roofline and 'infer_ms' in row:
+                macs = backbone_flops(model, args.shape) * args.batch
+                rate = matmul_rate(device, torch.float32 if precision == 'fp32' else
+                                   (torch.float16 if precision == 'fp16' else torch.bfloat16))
+                row['gmacs'] = macs / 1e9
+                row['achieved_tflops'] = 2 * macs / (row['infer_ms'] / 1e3) / 1e12
+                row['matmul_tflops'] = rate / 1e12
+                row['fraction_of_matmul_rate'] = row['achieved_tflops'] / row['matmul_tflops']
+            results['rows'].append(row)
+            print_row(row)
+            del model
+            if device.type == 'cuda':
+                torch.cuda.empty_cache()
+    return results
+
+
+HEADER = (f'{"model":<12} {"prec":<5} {"batch":>5} {"shape":>10} {"params":>8} {"infer ms":>9} {"img/s":>9} '
+          f'{"train ms":>9} {"peak MiB":>9}')
+
+
+def print_row(row):
+    if not getattr(print_row, 'header_done', False):
+        print(HEADER)
+        print_row.header_done = True
+    if 'error' in row:
+        print(f'{row["model"]:<12} {row["precision"]:<5} {row["batch"]:>5} error: {row["error"]}')
+        return
+    shape = 'x'.join(map(str, row['shape']))
+    print(f'{row["model"]:<12} {row["precision"]:<5} {row["batch"]:>5} {shape:>10} {row["params_m"]:>7.1f}M '
+          f'{row["infer_ms"]:>9.2f} {row["images_per_s"]:>9.1f} {row.get("train_step_ms", float("nan")):>9.2f} '
+          f'{row.get("train_peak_mem_mib", float("nan")):>9.0f}'
+          + (f'  {row["achieved_tflops"]:.2f} of {row["matmul_tflops"]:.1f} TFLOP/s' if 'achieved_tflops' in row
+             else ''))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--level', choices=['backbone', 'model'], default='backbone')
+    parser.add_argument('--arch', default='tiny', help='MLLA arch (backbone level)')
+    parser.add_argument('--config', help='detection or segmentation config (model level)')
+    parser.add_argument('--shape', type=int, nargs=2, default=[800, 1344], metavar=('H', 'W'))
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--precision', nargs='+', choices=sorted(PRECISIONS_CHOICES), default=['fp32'])
+    parser.add_argument('--peers', nargs='+', help='subset of mlla, swin_t, resnet50, convnext_t')
+    parser.add_argument('--warmup', type=int, default=10)
+    parser.add_argument('--iters', type=int, default=50)
+    parser.add_argument('--no-train', action='store_true', help='inference only')
+    parser.add_argument('--with-cp', action='store_true', help='MLLA with gradient checkpointing')
+    parser.add_argument('--roofline', action='store_true',
+                        help='also report achieved TFLOP/s of inference against a measured matmul rate')
+    parser.add_argument('--cpu', action='store_true', help='measure on the CPU even if a GPU is there')
+    parser.add_argument('--json', help='write the results here')
+    args = parser.parse_args(argv)
+    if args.level == 'model' and not args.config:
+        parser.error('--level model needs --config')
+    return args
+
+
+PRECISIONS_CHOICES = ('fp32', 'fp16', 'bf16')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    results = run(args)
+    print('machine:', json.dumps(results['machine']))
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=1)
+        print(f'wrote {args.json}')
+    return results
+
+
+if __name__ == '__main__':
+    main()
