@@ -7,15 +7,13 @@ The task follows the config's default_scope ('mmdet' or 'mmseg'). The metrics ar
 the work dir. Several GPUs: tools/dist_test.sh or tools/slurm_test.sh.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # this checkout's mlla_mm, also uninstalled
 
-from mmengine.config import DictAction  # noqa: E402
-
 from mlla_mm.apis import build_runner, load_config, prepare_test_config  # noqa: E402
+from mlla_mm.apis.cli import add_common_options, parse_with_local_rank  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -33,16 +31,8 @@ def parse_args(argv=None):
     parser.add_argument('--wait-time', type=float, default=2, help='seconds each --show window stays')
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation (the config's tta_model / tta_pipeline; default: flip)")
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, KEY=VALUE pairs, e.g. test_dataloader.batch_size=2 '
-        '(list values: key="[a,b]")')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher (none: a single process)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_options(parser, 'test_dataloader.batch_size=2')
+    return parse_with_local_rank(parser, argv)
 
 
 def main(argv=None):

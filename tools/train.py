@@ -7,15 +7,13 @@ The task follows the config's default_scope ('mmdet' or 'mmseg'). Several GPUs: 
 tools/slurm_train.sh.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # this checkout's mlla_mm, also uninstalled
 
-from mmengine.config import DictAction  # noqa: E402
-
 from mlla_mm.apis import build_runner, load_config, prepare_train_config  # noqa: E402
+from mlla_mm.apis.cli import add_common_options, parse_with_local_rank  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -29,17 +27,8 @@ def parse_args(argv=None):
                         help='float16 automatic mixed precision (AmpOptimWrapper); needs a CUDA GPU')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the real total batch size / auto_scale_lr.base_batch_size')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, KEY=VALUE pairs, e.g. train_cfg.max_epochs=1 '
-        'train_dataloader.batch_size=2 "model.backbone.out_indices=[0,1,2,3]" (list values: key="[a,b]")')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher (none: a single process)')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_options(parser, 'train_cfg.max_epochs=1 train_dataloader.batch_size=2')
+    return parse_with_local_rank(parser, argv)
 
 
 def main(argv=None):
