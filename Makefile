@@ -14,8 +14,8 @@ $(STAMP): requirements/torch.txt requirements/runtime.txt requirements/tests.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip wheel 'setuptools>=77.0.3,<82'
 	$(PIP) -r requirements/torch.txt
-	PYTHON=$(PY) bash tools/install_mmcv.sh
 	$(PIP) -r requirements/runtime.txt -r requirements/tests.txt
+	PYTHON=$(PY) bash tools/install_mmcv.sh
 	$(PIP) --no-build-isolation -e '.[det,seg,tests]'
 	touch $(STAMP)
 

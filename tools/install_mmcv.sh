@@ -39,5 +39,5 @@ if [ -z "$wheel" ]; then
     tail -n 60 "$work/build.log"; echo "mmcv build failed (full log above)" >&2; exit 1; }
   wheel=$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl | head -n 1)
 fi
-"$PYTHON" -m pip install -q --no-deps "$wheel"
+"$PYTHON" -m pip install -q "$wheel"  # with its light dependencies (opencv, addict, yapf, ...)
 "$PYTHON" -c "import mmcv._ext; from mmcv.ops import RoIAlign, nms; print('mmcv', '$MMCV_VERSION', 'ops ready')"
