@@ -38,6 +38,12 @@ class MLLA(BaseModule):
             use and keep their running statistics. Defaults to False.
         with_cp (bool): Gradient checkpointing of every block: less memory, about a third more compute.
             Defaults to False.
+        attn_impl (str): How the blocks compute: ``'plain'`` (module by module: the reference, and the CPU
+            path), ``'fast'`` (one fused function per block, compiled by ``torch.compile`` on CUDA; set
+            ``MLLA_FAST_COMPILE=0`` to run it eagerly), or ``'auto'``: fast for CUDA inputs, plain otherwise. The
+            weights and state-dict keys are the same for all three. Defaults to ``'plain'``: the fast path is
+            opt-in for now, since compiling it takes minutes per process (one graph per stage width, dtype and
+            train/eval mode) and it is 1.4-2.2x, not yet 4x, faster on an H100 (README, Speed).
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
@@ -61,6 +67,7 @@ class MLLA(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 attn_impl: str = 'plain',
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -88,7 +95,7 @@ class MLLA(BaseModule):
             first = sum(depths[:i])
             self.layers.append(
                 MLLAStage(dims, depth, heads, drop_path=block_drop_paths[first:first + depth],
-                          downsample=i < self.num_stages - 1, with_cp=with_cp,
+                          downsample=i < self.num_stages - 1, with_cp=with_cp, attn_impl=attn_impl,
                           mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate))
         for i in self.out_indices:  # one LayerNorm per returned feature map, named as in the official code
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))

@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from timm.layers import DropPath
 
+from .fast_block import check_attn_impl, run_block_fast, use_fast_path
 from .linear_attention import LinearAttention
 
 
@@ -53,12 +54,16 @@ class MLLABlock(nn.Module):
         qkv_bias (bool): Bias in the query/key projection. Defaults to True.
         drop (float): Dropout after the MLP layers. Defaults to 0.
         drop_path (float): Stochastic depth of both residual branches. Defaults to 0.
+        attn_impl (str): ``'plain'``: these modules, the reference (and the CPU path); ``'fast'``: the same
+            computation as one function (:mod:`.fast_block`), compiled with ``torch.compile`` on CUDA; ``'auto'``:
+            fast for CUDA tensors, plain otherwise. The parameters are the same either way. Defaults to ``'plain'``.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4., qkv_bias: bool = True,
-                 drop: float = 0., drop_path: float = 0.):
+                 drop: float = 0., drop_path: float = 0., attn_impl: str = 'plain'):
         super().__init__()
         self.embed_dims = embed_dims
+        self.attn_impl = check_attn_impl(attn_impl)
         self.cpe1 = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.norm1 = nn.LayerNorm(embed_dims)
         self.in_proj = nn.Linear(embed_dims, embed_dims)
@@ -73,6 +78,33 @@ class MLLABlock(nn.Module):
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop=drop)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        if use_fast_path(self.attn_impl, x) and not (self.training and self.mlp.drop.p > 0):
+            return self.forward_fast(x, hw_shape)
+        return self.forward_plain(x, hw_shape)
+
+    def _drop_path_mask(self, x: torch.Tensor):
+        """Per-sample ``(B, 1, 1)`` stochastic-depth factor as :class:`timm.layers.DropPath` draws it, or None."""
+        if not (self.training and isinstance(self.drop_path, DropPath) and self.drop_path.drop_prob > 0):
+            return None
+        keep = 1 - self.drop_path.drop_prob
+        mask = x.new_empty(x.shape[0], 1, 1, dtype=torch.float32).bernoulli_(keep)
+        return mask.div_(keep) if self.drop_path.scale_by_keep else mask
+
+    def forward_fast(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        """The block through :func:`.fast_block.mlla_block_fast` (same parameters, same result)."""
+        attn, mlp = self.attn, self.mlp
+        return run_block_fast(
+            x.contiguous(), hw_shape[0], hw_shape[1], attn.num_heads,
+            self.cpe1.weight, self.cpe1.bias, self.norm1.weight, self.norm1.bias, self.norm1.eps,
+            self.act_proj.weight, self.act_proj.bias, self.in_proj.weight, self.in_proj.bias,
+            self.dwc.weight, self.dwc.bias, attn.qk.weight, attn.qk.bias, attn.lepe.weight, attn.lepe.bias,
+            self.out_proj.weight, self.out_proj.bias, self.cpe2.weight, self.cpe2.bias,
+            self.norm2.weight, self.norm2.bias, self.norm2.eps,
+            mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias,
+            mask1=self._drop_path_mask(x), mask2=self._drop_path_mask(x))
+
+    def forward_plain(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        """The reference computation, module by module."""
         x = x + image_to_tokens(self.cpe1(tokens_to_image(x, hw_shape)))
         shortcut = x
 

@@ -19,15 +19,17 @@ class MLLAStage(nn.Module):
         drop_path (Sequence[float]): Stochastic depth rate of each block.
         downsample (bool): Whether patch merging follows the blocks.
         with_cp (bool): Recompute each block in the backward pass instead of keeping its activations.
+        attn_impl (str): ``'auto'``, ``'plain'`` or ``'fast'``, see :class:`MLLABlock`. Defaults to ``'plain'``.
         **block_kwargs: ``mlp_ratio``, ``qkv_bias``, ``drop`` of :class:`MLLABlock`.
     """
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, drop_path: Sequence[float],
-                 downsample: bool, with_cp: bool = False, **block_kwargs):
+                 downsample: bool, with_cp: bool = False, attn_impl: str = 'plain', **block_kwargs):
         super().__init__()
         self.with_cp = with_cp
         self.blocks = nn.ModuleList(
-            MLLABlock(embed_dims, num_heads, drop_path=drop_path[i], **block_kwargs) for i in range(depth))
+            MLLABlock(embed_dims, num_heads, drop_path=drop_path[i], attn_impl=attn_impl, **block_kwargs)
+            for i in range(depth))
         self.downsample: Optional[PatchMerging] = PatchMerging(embed_dims) if downsample else None
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]

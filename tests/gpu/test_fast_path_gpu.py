@@ -1,0 +1,99 @@
+"""The compiled fast path of the MLLA block on CUDA against the plain reference (skipped without a GPU).
+
+Errors are measured as ||fast - plain|| / ||plain|| over a whole tensor (outputs, the input gradient and every
+parameter gradient), against a float64 plain reference, so both paths' rounding is judged on the same scale:
+
+- float32: both paths within 1e-3 of float64 (cuDNN may use TF32 in the convolutions);
+- bf16 / fp16 autocast: the fast path's error is at most 1.5x the plain path's error plus 2e-3 (so the fast path
+  is no less accurate than the reference in half precision), and below 4e-2 (bf16) / 1e-2 (fp16) outright.
+"""
+import pytest
+import torch
+
+from mlla_mm import MLLA
+from mlla_mm.models.layers import MLLABlock
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+
+# (batch, H, W, channels, heads): odd and non-square sizes, all four MLLA-T stage widths, batch 1..4.
+CASES = [(1, 7, 5, 64, 2), (2, 33, 50, 64, 2), (3, 13, 8, 128, 4), (4, 25, 42, 256, 8), (2, 12, 21, 512, 16),
+         (1, 1, 1, 512, 16), (2, 67, 91, 64, 2)]
+
+
+def make_blocks(dims, heads, seed):
+    torch.manual_seed(seed)
+    plain = MLLABlock(dims, heads, attn_impl='plain').cuda()
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    fast = MLLABlock(dims, heads, attn_impl='fast').cuda()
+    fast.load_state_dict(plain.state_dict())
+    return plain, fast
+
+
+def run(block, x, hw, weight, dtype):
+    x = x.clone().requires_grad_(True)
+    with torch.autocast('cuda', dtype=dtype, enabled=dtype is not None):
+        out = block(x, hw)
+    (out.double() * weight).sum().backward()
+    grads = [x.grad] + [p.grad for p in block.parameters()]
+    result = [out.detach().double()] + [g.double() for g in grads]
+    block.zero_grad(set_to_none=True)
+    return result
+
+
+def rel(a, b):
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+@pytest.mark.parametrize('dtype', [None, torch.bfloat16, torch.float16], ids=['fp32', 'bf16', 'fp16'])
+@pytest.mark.parametrize('batch,height,width,dims,heads', CASES)
+def test_compiled_fast_block_matches_plain(batch, height, width, dims, heads, dtype):
+    plain, fast = make_blocks(dims, heads, seed=batch * 7 + height)
+    x = torch.randn(batch, height * width, dims, device='cuda')
+    weight = torch.randn(batch, height * width, dims, device='cuda', dtype=torch.float64)
+    hw = (height, width)
+    ref = run(plain.double(), x.double(), hw, weight, None)
+    plain.float()
+    got_plain = run(plain, x, hw, weight, dtype)
+    got_fast = run(fast, x, hw, weight, dtype)
+    names = ['output', 'input grad'] + [n for n, _ in fast.named_parameters()]
+    for name, r, p, f in zip(names, ref, got_plain, got_fast):
+        err_fast, err_plain = rel(f, r), rel(p, r)
+        if dtype is None:
+            assert err_fast < 1e-3 and err_plain < 1e-3, (name, err_fast, err_plain)
+        else:
+            bound = 4e-2 if dtype == torch.bfloat16 else 1e-2
+            assert err_fast < bound, (name, err_fast, err_plain)
+            assert err_fast < 1.5 * err_plain + 2e-3, (name, err_fast, err_plain)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16, torch.float16])
+def test_backbone_auto_uses_fast_path_and_agrees(dtype):
+    arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
+    torch.manual_seed(0)
+    plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().eval()
+    auto = MLLA(arch, drop_path_rate=0.).cuda().eval()
+    auto.load_state_dict(plain.state_dict())
+    assert all(b.attn_impl == 'auto' for s in auto.layers for b in s.blocks)
+    x = torch.randn(2, 3, 203, 317, device='cuda')
+    with torch.no_grad(), torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):
+        outs_p, outs_f = plain(x), auto(x)
+    for p, f in zip(outs_p, outs_f):
+        assert torch.isfinite(f).all()
+        bound = 2e-3 if dtype == torch.float32 else 5e-2
+        assert rel(f.double(), p.double()) < bound
+
+
+def test_fp16_large_activations_stay_finite():
+    """With large q/k the fp16 normaliser would overflow; the fast path forms it in float32."""
+    _, fast = make_blocks(64, 2, seed=0)
+    with torch.no_grad():
+        fast.attn.qk.bias.fill_(60.)
+    x = torch.randn(2, 40 * 30, 64, device='cuda')
+    with torch.no_grad():
+        ref = fast(x, (40, 30))
+        with torch.autocast('cuda', dtype=torch.float16):
+            out = fast(x, (40, 30))
+    assert torch.isfinite(out).all()
+    assert rel(out.double(), ref.double()) < 1e-2

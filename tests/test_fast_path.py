@@ -1,0 +1,145 @@
+"""The fast path of the MLLA block (mlla_mm/models/layers/fast_block.py) against the plain reference, on the CPU.
+
+On the CPU the fast path runs eagerly (torch.compile is used on CUDA only), so these tests check the
+computation itself: the fused RoPE, the float32 normaliser, stochastic depth and the
+``attn_impl`` switch. tests/gpu/test_fast_path_gpu.py checks the compiled path on a GPU.
+"""
+import pytest
+import torch
+
+from mlla_mm import MLLA
+from mlla_mm.models.layers import MLLABlock, fast_block
+from mlla_mm.models.layers.rope import apply_rope, rope_tables
+
+
+def make_pair(dims, heads, seed=0, drop_path=0.):
+    torch.manual_seed(seed)
+    plain = MLLABlock(dims, heads, attn_impl='plain', drop_path=drop_path)
+    with torch.no_grad():  # non-trivial norms and biases, so every parameter matters
+        for p in plain.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    fast = MLLABlock(dims, heads, attn_impl='fast', drop_path=drop_path)
+    fast.load_state_dict(plain.state_dict())
+    return plain, fast
+
+
+def run(block, x, hw, weight):
+    x = x.clone().requires_grad_(True)
+    out = block(x, hw)
+    (out * weight).sum().backward()
+    grads = {name: p.grad.clone() for name, p in block.named_parameters()}
+    return out.detach(), x.grad, grads
+
+
+# (batch, H, W, channels, heads): odd and non-square sizes, the widths and head counts of all four MLLA-T stages
+CASES = [(1, 7, 5, 64, 2), (2, 4, 9, 128, 4), (3, 3, 3, 256, 8), (4, 2, 3, 512, 16), (2, 1, 1, 64, 2),
+         (1, 11, 6, 32, 1)]
+
+
+@pytest.mark.parametrize('batch,height,width,dims,heads', CASES)
+def test_fast_block_matches_plain_float64(batch, height, width, dims, heads):
+    """In float64 the two paths are the same function up to rounding: outputs and all gradients agree to 1e-10."""
+    plain, fast = make_pair(dims, heads)
+    plain.double(), fast.double()
+    x = torch.randn(batch, height * width, dims, dtype=torch.float64)
+    weight = torch.randn_like(x)
+    out_p, gx_p, g_p = run(plain, x, (height, width), weight)
+    out_f, gx_f, g_f = run(fast, x, (height, width), weight)
+    torch.testing.assert_close(out_f, out_p, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gx_f, gx_p, rtol=1e-10, atol=1e-10)
+    for name in g_p:
+        torch.testing.assert_close(g_f[name], g_p[name], rtol=1e-9, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize('batch,height,width,dims,heads', CASES[:4])
+def test_fast_block_matches_plain_float32(batch, height, width, dims, heads):
+    plain, fast = make_pair(dims, heads, seed=1)
+    x = torch.randn(batch, height * width, dims)
+    weight = torch.randn_like(x)
+    out_p, gx_p, g_p = run(plain, x, (height, width), weight)
+    out_f, gx_f, g_f = run(fast, x, (height, width), weight)
+    torch.testing.assert_close(out_f, out_p, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gx_f, gx_p, rtol=1e-4, atol=1e-4)
+    for name in g_p:
+        torch.testing.assert_close(g_f[name], g_p[name], rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_cached_rope_tables_equal_the_plain_ones():
+    cos, sin = rope_tables(5, 7, 32, torch.device('cpu'))
+    cos_f, sin_f = fast_block.cached_rope_tables(5, 7, 32, torch.device('cpu'), torch.float32)
+    assert torch.equal(cos, cos_f) and torch.equal(sin, sin_f)
+    assert fast_block.cached_rope_tables(5, 7, 32, torch.device('cpu'), torch.float32) is not None
+    assert fast_block.cached_rope_tables(5, 7, 32, torch.device('cpu'), torch.bfloat16)[0].dtype == torch.bfloat16
+    # the fused q/k rotation equals the plain one applied to q and k separately
+    qk = torch.randn(2, 35, 64)
+    rotated = fast_block._apply_rope_qk(qk, cos, sin)
+    torch.testing.assert_close(rotated[..., :32], apply_rope(qk[..., :32], cos, sin))
+    torch.testing.assert_close(rotated[..., 32:], apply_rope(qk[..., 32:], cos, sin))
+
+
+@pytest.mark.parametrize('dtype,tol', [(torch.bfloat16, 3e-2), (torch.float16, 5e-3)])
+def test_fast_block_half_precision_stays_close_to_float32(dtype, tol):
+    """Half precision runs in the input dtype (no promotion to float32) and stays near the float32 result."""
+    plain, fast = make_pair(64, 2, seed=2)
+    x = torch.randn(2, 6 * 5, 64)
+    with torch.no_grad():
+        ref = plain(x, (6, 5))
+        out = fast.to(dtype)(x.to(dtype), (6, 5))
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), ref, rtol=tol, atol=tol)
+
+
+def test_fp16_normaliser_does_not_overflow():
+    """Large positive q/k (phi(q) . mean phi(k) ~ 32 * 60^2, beyond fp16's 65504) still give the float32 result:
+    the normaliser is formed in float32 and applied to q before the product with K^T V."""
+    _, fast = make_pair(64, 2, seed=3)
+    with torch.no_grad():
+        fast.attn.qk.bias.fill_(60.)
+    x = torch.randn(1, 4 * 4, 64)
+    with torch.no_grad():
+        ref = fast(x, (4, 4))
+        out = fast.half()(x.half(), (4, 4))
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), ref, rtol=1e-2, atol=1e-2)
+
+
+def test_drop_path_masks_are_per_sample_and_scaled():
+    plain, fast = make_pair(64, 2, drop_path=0.5)
+    fast.train()
+    torch.manual_seed(0)
+    masks = [fast._drop_path_mask(torch.zeros(64, 4, 64)) for _ in range(2)]
+    for mask in masks:
+        assert mask.shape == (64, 1, 1) and set(mask.unique().tolist()) <= {0., 2.}
+    fast.eval()
+    assert fast._drop_path_mask(torch.zeros(2, 4, 64)) is None
+    # in training the fast path draws the same masks as timm's DropPath for the same seed
+    plain.train()
+    x = torch.randn(8, 3 * 3, 64)
+    torch.manual_seed(5)
+    out_p = plain(x, (3, 3))
+    torch.manual_seed(5)
+    out_f = fast.train()(x, (3, 3))
+    torch.testing.assert_close(out_f, out_p, rtol=1e-4, atol=1e-4)
+
+
+def test_attn_impl_switch_and_backbone_argument():
+    with pytest.raises(ValueError, match='attn_impl'):
+        MLLABlock(64, 2, attn_impl='triton')
+    model = MLLA(dict(embed_dims=16, depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8]), attn_impl='fast')
+    assert all(b.attn_impl == 'fast' for stage in model.layers for b in stage.blocks)
+    assert fast_block.use_fast_path('auto', torch.zeros(1)) is False  # CPU tensors take the plain path
+    assert fast_block.use_fast_path('fast', torch.zeros(1)) is True
+    assert fast_block.use_fast_path('plain', torch.zeros(1)) is False
+    # same keys whatever the implementation
+    assert MLLA('tiny', attn_impl='plain').state_dict().keys() == MLLA('tiny', attn_impl='fast').state_dict().keys()
+
+
+def test_backbone_fast_equals_plain():
+    arch = dict(embed_dims=32, depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8])
+    torch.manual_seed(0)
+    plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).eval()
+    fast = MLLA(arch, attn_impl='fast', drop_path_rate=0.).eval()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 45, 70)
+    for a, b in zip(plain(x), fast(x)):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
