@@ -49,11 +49,13 @@ def matmul_rate(device, dtype, size=8192, iters=20) -> float:
     return 2 * size ** 3 / (ms / 1e3)
 
 
-def model_variant(cfg, peer):
+def model_variant(cfg, peer, attn_impl=None):
     """The config's model with its backbone replaced by ``peer`` (necks/heads re-wired to the peer's channels)."""
     cfg = copy.deepcopy(cfg)
     model = cfg.model
     model.backbone.pop('init_cfg', None)
+    if attn_impl is not None:
+        model.backbone.attn_impl = attn_impl
     if peer != 'mlla':
         model.backbone = copy.deepcopy(PEER_BACKBONES[peer])
         channels = PEER_CHANNELS[peer]
@@ -110,8 +112,9 @@ def run(args):
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
     torch.backends.cudnn.benchmark = True
     results = dict(machine=machine(), args=vars(args), rows=[])
-    mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp)
     peers = args.peers or (BACKBONE_PEERS if args.level == 'backbone' else MODEL_PEERS)
+    # MLLA once per --attn-impl (the plain path and the fast path, side by side), then the other backbones
+    variants = [(peer, impl) for peer in peers for impl in (args.attn_impl if peer == 'mlla' else [None])]
     if args.level == 'model':
         from mmengine.model import revert_sync_batchnorm
         from mmengine.registry import init_default_scope
@@ -122,15 +125,16 @@ def run(args):
         init_default_scope(task)
         registry = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS
     for precision in args.precision:
-        for peer in peers:
+        for peer, impl in variants:
             torch.manual_seed(0)
+            mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl)
             if args.level == 'backbone':
                 model = build_backbone(peer, mlla_kwargs)
                 make = backbone_batch(args.batch, args.shape, device)
             else:
-                model = revert_sync_batchnorm(registry.build(model_variant(cfg, peer)))
+                model = revert_sync_batchnorm(registry.build(model_variant(cfg, peer, impl)))
                 make = model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape, device)
-            row = dict(model=peer if peer != 'mlla' else f'mlla_{args.arch}', level=args.level,
+            row = dict(model=peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}]', level=args.level,
                        precision=precision, batch=args.batch, shape=list(args.shape),
                        params_m=sum(p.numel() for p in model.parameters()) / 1e6)
             try:
@@ -154,7 +158,7 @@ def run(args):
     return results
 
 
-HEADER = (f'{"model":<12} {"prec":<5} {"batch":>5} {"shape":>10} {"params":>8} {"infer ms":>9} {"img/s":>9} '
+HEADER = (f'{"model":<18} {"prec":<5} {"batch":>5} {"shape":>10} {"params":>8} {"infer ms":>9} {"img/s":>9} '
           f'{"train ms":>9} {"peak MiB":>9}')
 
 
@@ -163,10 +167,10 @@ def print_row(row):
         print(HEADER)
         print_row.header_done = True
     if 'error' in row:
-        print(f'{row["model"]:<12} {row["precision"]:<5} {row["batch"]:>5} error: {row["error"]}')
+        print(f'{row["model"]:<18} {row["precision"]:<5} {row["batch"]:>5} error: {row["error"]}')
         return
     shape = 'x'.join(map(str, row['shape']))
-    print(f'{row["model"]:<12} {row["precision"]:<5} {row["batch"]:>5} {shape:>10} {row["params_m"]:>7.1f}M '
+    print(f'{row["model"]:<18} {row["precision"]:<5} {row["batch"]:>5} {shape:>10} {row["params_m"]:>7.1f}M '
           f'{row["infer_ms"]:>9.2f} {row["images_per_s"]:>9.1f} {row.get("train_step_ms", float("nan")):>9.2f} '
           f'{row.get("train_peak_mem_mib", float("nan")):>9.0f}'
           + (f'  {row["achieved_tflops"]:.2f} of {row["matmul_tflops"]:.1f} TFLOP/s' if 'achieved_tflops' in row
@@ -186,6 +190,8 @@ def parse_args(argv=None):
     parser.add_argument('--iters', type=int, default=50)
     parser.add_argument('--no-train', action='store_true', help='inference only')
     parser.add_argument('--with-cp', action='store_true', help='MLLA with gradient checkpointing')
+    parser.add_argument('--attn-impl', nargs='+', choices=['plain', 'fast', 'auto'], default=['plain'],
+                        help="MLLA's block implementation(s) to measure, each as its own row (e.g. plain fast)")
     parser.add_argument('--roofline', action='store_true',
                         help='also report achieved TFLOP/s of inference against a measured matmul rate')
     parser.add_argument('--cpu', action='store_true', help='measure on the CPU even if a GPU is there')
