@@ -36,6 +36,7 @@ SEGMENTATION = {
 DEMO = {
     # 3 classes instead of 80 (detection), slimmer heads (segmentation)
     'demo/mask_rcnn_mlla_t_demo.py': dict(arch='tiny', params=28.6, drop_path=0.0, ckpt=None),  # slim CPU heads
+    'demo/mask_rcnn_mlla_t_demo_gpu.py': dict(arch='tiny', params=43.6, drop_path=0.0, ckpt=None),  # full heads
     'demo/upernet_mlla_t_demo.py': dict(arch='tiny', params=26.6, drop_path=0.0, ckpt=None),
 }
 ALL = {**DETECTION, **SEGMENTATION, **DEMO}
@@ -357,6 +358,17 @@ def test_demo_detection_config():
     assert cfg.model.neck.out_channels == cfg.model.rpn_head.in_channels == width
     assert cfg.model.roi_head.bbox_head.in_channels == cfg.model.roi_head.mask_head.in_channels == width
     assert_demo_runtime(cfg, 'DetVisualizationHook', 'DetLocalVisualizer')
+
+
+def test_demo_gpu_config_restores_the_full_heads_at_256():
+    cpu, gpu = load('demo/mask_rcnn_mlla_t_demo.py'), load('demo/mask_rcnn_mlla_t_demo_gpu.py')
+    full = load('detection/mask_rcnn_mlla_t.py')
+    assert gpu.model.neck == full.model.neck
+    assert gpu.model.roi_head.mask_head.num_convs == full.model.roi_head.mask_head.num_convs
+    for loader in (gpu.train_dataloader, gpu.val_dataloader):
+        assert [t.scale for t in loader.dataset.pipeline if t.type == 'Resize'] == [(256, 256)]
+        assert loader.dataset.data_root == cpu.train_dataloader.dataset.data_root
+    assert gpu.param_scheduler[-1].milestones == [27, 33] and gpu.train_cfg.max_epochs == 36
 
 
 def test_demo_segmentation_config():
