@@ -4,18 +4,22 @@ mmcv 2.1.0 is a dependency that pip cannot install by itself (PyPI has its sourc
 against the installed torch with its ops): `make test` / `make demo` build it through tools/install_mmcv.sh.
 It is still declared, so that pip reports it when it is missing.
 """
+import os
+
 from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 setup(
     name='mlla-mm',
     version='0.1.0',
     description='MLLA (Mamba-Like Linear Attention) backbone for OpenMMLab detection and segmentation',
-    long_description=open('README.md', encoding='utf-8').read() if __import__('os').path.exists('README.md') else '',
+    long_description=open(os.path.join(HERE, 'README.md'), encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
     packages=find_packages(include=['mlla_mm', 'mlla_mm.*']),
     install_requires=[
-        'torch>=2.6',  # weights_only loading with allow-listed stand-ins (torch.serialization.safe_globals)
+        'torch>=2.6',  # the safe checkpoint loader builds on the weights_only allowlist and get_safe_globals
         'torchvision',
         'timm>=1.0',
         'mmengine==0.10.7',
