@@ -25,7 +25,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .rope import ROPE_BASE
+from .rope import rope_angles, rope_tables
 
 ATTN_IMPLS = ('auto', 'plain', 'fast')
 
@@ -44,29 +44,18 @@ def use_fast_path(attn_impl: str, x: torch.Tensor) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------- RoPE
-def _rope_angles(height, width, channels, device):
-    """``(height * width, channels // 2)`` float32 angles, formed as :func:`.rope._build_tables` forms them."""
-    num_freqs = channels // 4
-    freqs = 1 / (ROPE_BASE ** (torch.arange(num_freqs, device=device) / num_freqs))
-    rows = torch.arange(height, device=device).view(height, 1, 1).expand(height, width, 1)
-    cols = torch.arange(width, device=device).view(1, width, 1).expand(height, width, 1)
-    angles = torch.cat([rows * freqs, cols * freqs], dim=-1)
-    return angles.reshape(height * width, 2 * num_freqs)
-
-
 @lru_cache(maxsize=256)
 def cached_rope_tables(height: int, width: int, channels: int, device: torch.device,
                        dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(cos, sin)`` tables in ``dtype``, cached per (H, W, C, device, dtype) (eager fast path)."""
-    with torch.inference_mode(False), torch.no_grad():
-        angles = _rope_angles(height, width, channels, device)
-        return angles.cos().to(dtype), angles.sin().to(dtype)
+    """:func:`.rope.rope_tables` cast to ``dtype``, cached per (H, W, C, device, dtype) (eager fast path)."""
+    cos, sin = rope_tables(height, width, channels, device)
+    return cos.to(dtype), sin.to(dtype)
 
 
 def _rope_cos_sin(height, width, channels, device, dtype):
     if torch.compiler.is_compiling():
         # In-graph: Inductor folds the angles into the consuming kernel, so no table is read from memory.
-        angles = _rope_angles(height, width, channels, device)
+        angles = rope_angles(height, width, channels, device)
         return angles.cos(), angles.sin()
     return cached_rope_tables(int(height), int(width), int(channels), device, dtype)
 

@@ -27,17 +27,19 @@ def rope_tables(height: int, width: int, channels: int,
     # Built outside inference mode: a table first made under torch.inference_mode() would be an inference
     # tensor, and a later training step could not save it for backward.
     with torch.inference_mode(False), torch.no_grad():
-        return _build_tables(height, width, channels, device)
+        angles = rope_angles(height, width, channels, device)
+        return torch.cos(angles), torch.sin(angles)
 
 
-def _build_tables(height, width, channels, device):
+def rope_angles(height, width, channels, device) -> torch.Tensor:
+    """``(height * width, channels // 2)`` float32 angles: row index times the first quarter's frequencies, column
+    index times the second's. Written with broadcasting only, so torch.compile can also form them in-graph."""
     num_freqs = channels // 4
     freqs = 1 / (ROPE_BASE ** (torch.arange(num_freqs, device=device) / num_freqs))
-    rows, cols = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device),
-                                indexing='ij')
-    angles = torch.cat([rows.unsqueeze(-1) * freqs, cols.unsqueeze(-1) * freqs], dim=-1)
-    angles = angles.reshape(height * width, 2 * num_freqs)
-    return torch.cos(angles), torch.sin(angles)
+    rows = torch.arange(height, device=device).view(height, 1, 1).expand(height, width, 1)
+    cols = torch.arange(width, device=device).view(1, width, 1).expand(height, width, 1)
+    angles = torch.cat([rows * freqs, cols * freqs], dim=-1)
+    return angles.reshape(height * width, 2 * num_freqs)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
