@@ -9,6 +9,7 @@ import torch
 from mmengine.config import Config
 
 from ..checkpoint import safe_torch_load, unwrap_state_dict
+from ..checkpoint.official import check_shapes
 from .runner import convert_syncbn, task_of
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -44,10 +45,7 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint_path: str) -> None:
     weights = unwrap_state_dict(safe_torch_load(checkpoint_path), checkpoint_path)
     weights = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in weights.items()}
     own = model.state_dict()
-    for key, value in weights.items():
-        if key in own and hasattr(value, 'shape') and own[key].shape != value.shape:
-            raise ValueError(f'checkpoint {checkpoint_path} does not fit the config: {key!r} has shape '
-                             f'{tuple(value.shape)} in the checkpoint, {tuple(own[key].shape)} in the model')
+    check_shapes(own, weights, f'checkpoint {checkpoint_path} does not fit the config', hint='')
     missing = [k for k in own if k not in weights and not k.endswith('num_batches_tracked')]
     unexpected = [k for k in weights if k not in own]
     if missing or unexpected:

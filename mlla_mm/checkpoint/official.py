@@ -53,6 +53,14 @@ def _short_list(keys: List[str], limit: int = 12) -> str:
     return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
 
 
+def check_shapes(own: Dict[str, torch.Tensor], weights: Dict[str, torch.Tensor], source: str, hint: str = ''):
+    """Raise a ValueError naming the first key whose tensor in ``weights`` has another shape than in ``own``."""
+    for key, value in weights.items():
+        if key in own and hasattr(value, 'shape') and own[key].shape != value.shape:
+            raise ValueError(f'{source}: shape mismatch for {key!r}: checkpoint has {tuple(value.shape)}, '
+                             f'the model expects {tuple(own[key].shape)}{hint}')
+
+
 def load_backbone_weights(module: nn.Module, weights: Dict[str, torch.Tensor], source: str = 'checkpoint',
                           skipped: Dict[str, List[str]] = None) -> str:
     """Copy ``weights`` into ``module`` and return a readable report of what matched and what did not.
@@ -61,10 +69,7 @@ def load_backbone_weights(module: nn.Module, weights: Dict[str, torch.Tensor], s
         ValueError: a tensor's shape differs from the module's (naming the key and both shapes).
     """
     own = module.state_dict()
-    for key, value in weights.items():
-        if key in own and own[key].shape != value.shape:
-            raise ValueError(f'{source}: shape mismatch for {key!r}: checkpoint has {tuple(value.shape)}, '
-                             f'the model expects {tuple(own[key].shape)} (is the arch the same?)')
+    check_shapes(own, weights, source, hint=' (is the arch the same?)')
     result = module.load_state_dict(weights, strict=False)
     lines = [f'loaded {len(weights) - len(result.unexpected_keys)}/{len(own)} backbone tensors from {source}']
     if result.missing_keys:
