@@ -1,0 +1,157 @@
+"""Where does an MLLA-T train step spend its GPU time? Kernel time by category, plus micro-benchmarks of the pieces.
+
+    python benchmarks/scripts/breakdown.py [--impl plain fast] [--dtype bf16] [--micro]
+
+Categories are guessed from kernel names (cuDNN/cutlass/nvjet/gemm, depthwise, Triton, elementwise, ...).
+"""
+import argparse
+import os
+import re
+import sys
+import time
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, os.getcwd())
+
+CATEGORIES = [
+    ('depthwise conv', r'depthwise|dwconv|conv_depthwise'),
+    ('conv (cudnn/implicit gemm)', r'conv|cudnn|implicit|winograd|fprop|dgrad|wgrad|xmma_fprop'),
+    ('matmul', r'gemm|nvjet|cutlass|sm90_xmma|cublas|splitK|reduce_kernel<.*gemm'),
+    ('triton (fused)', r'^triton|triton_'),
+    ('layer/batch norm', r'layer_norm|LayerNorm|batch_norm|bn_'),
+    ('reduction', r'reduce|Reduce'),
+    ('copy / permute', r'copy|Copy|transpose|permute|cat|CatArray'),
+    ('elementwise', r'elementwise|vectorized|Elementwise'),
+    ('optimizer', r'multi_tensor|adam|Adam|foreach'),
+]
+
+
+def category(name):
+    for label, pattern in CATEGORIES:
+        if re.search(pattern, name):
+            return label
+    return 'other'
+
+
+def timed(fn, warmup=3, repeat=10):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def breakdown(impl, dtype, shape, batch):
+    from mlla_mm import MLLA
+    model = MLLA(arch='tiny', drop_path_rate=0.0, attn_impl=impl).cuda()
+    x = torch.randn(batch, 3, *shape, device='cuda')
+
+    def step():
+        with torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):
+            loss = sum(o.float().mean() for o in model(x))
+        loss.backward()
+
+    t0 = time.time()
+    step()
+    torch.cuda.synchronize()
+    print(f'[{impl} {dtype}] first step (compile included) {time.time() - t0:.1f} s', flush=True)
+    ms = timed(step)
+    print(f'[{impl} {dtype}] step median {ms:.1f} ms, peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB')
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    totals, counts, per_kernel = defaultdict(float), defaultdict(int), defaultdict(float)
+    for event in prof.events():
+        if event.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        us = event.device_time if hasattr(event, 'device_time') else event.cuda_time
+        totals[category(event.name)] += us
+        counts[category(event.name)] += 1
+        per_kernel[event.name] += us
+    all_us = sum(totals.values())
+    print(f'  GPU kernel time {all_us / 1000:.1f} ms in {sum(counts.values())} kernels')
+    for label, us in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f'  {label:28s} {us / 1000:7.2f} ms {100 * us / all_us:5.1f}%  ({counts[label]} kernels)')
+    print('  top kernels:')
+    for name, us in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:25]:
+        print(f'    {us / 1000:7.2f} ms  {name[:150]}')
+    del model
+    torch.cuda.empty_cache()
+
+
+def micro(dtype):
+    print(f'\n=== micro-benchmarks, {dtype} (ms, median; fwd / fwd+bwd) ===')
+    stages = [(64, 200, 336, 2), (128, 100, 168, 4), (256, 50, 84, 8), (512, 25, 42, 16)]
+    for c, h, w, heads in stages:
+        b = 2
+        for layout in ('channels_last', 'contiguous'):
+            x = torch.randn(b, c, h, w, device='cuda', dtype=dtype)
+            if layout == 'channels_last':
+                x = x.contiguous(memory_format=torch.channels_last)
+            x.requires_grad_(True)
+            weight = torch.randn(c, 1, 3, 3, device='cuda', dtype=dtype, requires_grad=True)
+            bias = torch.randn(c, device='cuda', dtype=dtype, requires_grad=True)
+            grad = torch.randn_like(x)
+            fwd = timed(lambda: F.conv2d(x, weight, bias, padding=1, groups=c))
+            both = timed(lambda: F.conv2d(x, weight, bias, padding=1, groups=c).backward(grad))
+            print(f'dwconv3x3 {b}x{c}x{h}x{w} {layout:13s}: {fwd:6.3f} / {both:6.3f}')
+        n = h * w
+        d = c // heads
+        k = torch.randn(b * heads, n, d, device='cuda', dtype=dtype, requires_grad=True)
+        v = torch.randn(b * heads, n, d, device='cuda', dtype=dtype, requires_grad=True)
+        g = torch.randn(b * heads, d, d, device='cuda', dtype=dtype)
+        fwd = timed(lambda: k.transpose(1, 2) @ v)
+        both = timed(lambda: (k.transpose(1, 2) @ v).backward(g))
+        print(f"K'V bmm {b * heads}x{n}x{d}: {fwd:6.3f} / {both:6.3f}")
+        for chunks in (16, 64):
+            if n % chunks:
+                continue
+            fwd = timed(lambda: (k.view(-1, chunks, n // chunks, d).transpose(2, 3)
+                                 @ v.view(-1, chunks, n // chunks, d)).sum(1))
+            print(f"K'V chunked x{chunks}: {fwd:6.3f}")
+        tokens = torch.randn(b * n, c, device='cuda', dtype=dtype, requires_grad=True)
+        for out in (c, 2 * c, 4 * c):
+            lin = torch.randn(out, c, device='cuda', dtype=dtype, requires_grad=True)
+            fwd = timed(lambda: tokens @ lin.t())
+            both = timed(lambda: (tokens @ lin.t()).sum().backward())
+            print(f'linear {b * n}x{c} -> {out}: {fwd:6.3f} / {both:6.3f}')
+    x = torch.randn(2, 96, 200, 336, device='cuda', dtype=dtype).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    weight = torch.randn(96, 1, 7, 7, device='cuda', dtype=dtype, requires_grad=True)
+    fwd = timed(lambda: F.conv2d(x, weight, None, padding=3, groups=96))
+    both = timed(lambda: F.conv2d(x, weight, None, padding=3, groups=96).sum().backward())
+    print(f'ConvNeXt dwconv7x7 2x96x200x336 channels_last: {fwd:6.3f} / {both:6.3f}')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--impl', nargs='+', default=['plain', 'fast'])
+    parser.add_argument('--dtype', nargs='+', default=['bf16'])
+    parser.add_argument('--shape', nargs=2, type=int, default=[800, 1344])
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--micro', action='store_true')
+    args = parser.parse_args()
+    dtypes = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
+    torch.backends.cudnn.benchmark = True
+    print(torch.cuda.get_device_name(), torch.__version__)
+    for name in args.dtype:
+        if args.micro:
+            micro(dtypes[name])
+        for impl in args.impl:
+            breakdown(impl, dtypes[name], tuple(args.shape), args.batch)
+
+
+if __name__ == '__main__':
+    main()
