@@ -143,3 +143,66 @@ def test_backbone_fast_equals_plain():
     x = torch.randn(2, 3, 45, 70)
     for a, b in zip(plain(x), fast(x)):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+def test_dwconv_operator_gradients_and_autocast():
+    from mlla_mm.models.layers.dwconv import dwconv3x3_tokens
+    torch.manual_seed(0)
+    x = torch.randn(2, 5 * 7, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(8, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *t: dwconv3x3_tokens(*t, 5, 7), (x, weight, bias))
+    torch.library.opcheck(torch.ops.mlla_mm.dwconv3x3_tokens, (x, weight, bias, 5, 7))
+    image = x.detach().view(2, 5, 7, 8).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.conv2d(image, weight.detach(), bias.detach(), padding=1, groups=8)
+    torch.testing.assert_close(dwconv3x3_tokens(x, weight, bias, 5, 7).detach(),
+                               expected.permute(0, 2, 3, 1).reshape(2, 35, 8))
+    # under autocast it computes in the autocast dtype, like F.conv2d, and hands float32 gradients back
+    x32, w32, b32 = (t.detach().float().requires_grad_(True) for t in (x, weight, bias))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = dwconv3x3_tokens(x32, w32, b32, 5, 7)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert x32.grad.dtype == w32.grad.dtype == b32.grad.dtype == torch.float32
+
+
+def test_written_out_layer_norm_equals_f_layer_norm():
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(3, 10, 48), torch.randn(48), torch.randn(48)
+    ref = torch.nn.functional.layer_norm(x, (48,), weight, bias, 1e-5)
+    torch.testing.assert_close(fast_block._layer_norm(x, weight, bias, 1e-5), ref, rtol=1e-5, atol=1e-5)
+    out = fast_block._layer_norm(x.bfloat16(), weight, bias, 1e-5)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
+
+
+def test_one_compiled_graph_serves_every_stage_width(monkeypatch):
+    """With dynamic weight shapes, torch.compile of the block must not specialise on the width (one compile, not
+    one per stage), forward or backward."""
+    from torch._dynamo.backends.common import aot_autograd
+    torch._dynamo.reset()
+    graphs = []
+
+    def count(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    real_compile = torch.compile
+
+    def compile_with_counting_backend(fn, **kwargs):  # fast_block's own compile call, its settings kept
+        assert kwargs.pop('options')['triton.cudagraphs'] is False
+        return real_compile(fn, **kwargs, backend=aot_autograd(fw_compiler=count, bw_compiler=count))
+
+    monkeypatch.setattr(torch, 'compile', compile_with_counting_backend)
+    monkeypatch.setattr(fast_block, '_compiled', {})
+    monkeypatch.setattr(fast_block, '_compile_enabled', lambda: True)
+    for dims, heads in [(64, 2), (128, 4), (256, 8)]:
+        plain, fast = make_pair(dims, heads, seed=dims)
+        x = torch.randn(2, 5 * 6, dims)
+        args = fast.fast_arguments()
+        out = fast_block._get_compiled(False)(x.requires_grad_(True), 5, 6, heads, *args)
+        out.sum().backward()
+        torch.testing.assert_close(out.detach(), plain(x.detach(), (5, 6)), rtol=1e-4, atol=1e-4)
+    assert len(graphs) == 2, f'{len(graphs)} graphs (forward + backward expected once for all widths)'
+    torch._dynamo.reset()
+

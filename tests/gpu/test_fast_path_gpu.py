@@ -15,6 +15,12 @@ from mlla_mm.models.layers import MLLABlock
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 
+
+@pytest.fixture(autouse=True)
+def strict_compile(monkeypatch):
+    """A compiler failure must fail these tests, not fall back quietly to a slower path."""
+    monkeypatch.setenv('MLLA_FAST_STRICT', '1')
+
 # (batch, H, W, channels, heads): odd and non-square sizes, all four MLLA-T stage widths, batch 1..4.
 CASES = [(1, 7, 5, 64, 2), (2, 33, 50, 64, 2), (3, 13, 8, 128, 4), (4, 25, 42, 256, 8), (2, 12, 21, 512, 16),
          (1, 1, 1, 512, 16), (2, 67, 91, 64, 2)]
@@ -73,7 +79,7 @@ def test_backbone_auto_uses_fast_path_and_agrees(dtype):
     arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().eval()
-    auto = MLLA(arch, drop_path_rate=0.).cuda().eval()
+    auto = MLLA(arch, attn_impl='auto', drop_path_rate=0.).cuda().eval()
     auto.load_state_dict(plain.state_dict())
     assert all(b.attn_impl == 'auto' for s in auto.layers for b in s.blocks)
     x = torch.randn(2, 3, 203, 317, device='cuda')
@@ -97,3 +103,30 @@ def test_fp16_large_activations_stay_finite():
             out = fast(x, (40, 30))
     assert torch.isfinite(out).all()
     assert rel(out.double(), ref.double()) < 1e-2
+
+
+@pytest.mark.parametrize('frozen_stages', [-1, 1])
+def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages):
+    """Several bf16 train steps (graphs recorded, then replayed) give the plain path's outputs and gradients."""
+    arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
+    torch.manual_seed(0)
+    plain = MLLA(arch, attn_impl='plain', drop_path_rate=0., frozen_stages=frozen_stages).cuda().train()
+    fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0., frozen_stages=frozen_stages)
+    fast = fast.cuda().train()
+    fast.load_state_dict(plain.state_dict())
+    for step in range(4):
+        x = torch.randn(2, 3, 160 + 32 * (step % 2), 224, device='cuda')  # two shapes, each replayed
+        results = []
+        for model in (plain, fast):
+            model.zero_grad(set_to_none=True)
+            with torch.autocast('cuda', dtype=torch.bfloat16):
+                outs = model(x)
+            sum((o.float() ** 2).mean() for o in outs).backward()
+            grads = [p.grad.double() for p in model.parameters() if p.grad is not None]
+            results.append(([o.detach().double() for o in outs], grads))
+        (outs_p, grads_p), (outs_f, grads_f) = results
+        assert len(grads_p) == len(grads_f) > 0
+        for p, f in zip(outs_p, outs_f):
+            assert rel(f, p) < 5e-2, step
+        for p, f in zip(grads_p, grads_f):
+            assert torch.isfinite(f).all() and rel(f, p) < 1e-1, step

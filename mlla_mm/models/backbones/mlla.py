@@ -11,6 +11,7 @@ from timm.layers import trunc_normal_
 from ...checkpoint import load_pretrained_backbone
 from ...registry import register_model
 from ..layers import MLLAStage, Stem
+from ..layers.fast_block import check_attn_impl, use_fast_path
 
 
 @register_model()
@@ -42,8 +43,12 @@ class MLLA(BaseModule):
             path), ``'fast'`` (one fused function per block, compiled by ``torch.compile`` on CUDA; set
             ``MLLA_FAST_COMPILE=0`` to run it eagerly), or ``'auto'``: fast for CUDA inputs, plain otherwise. The
             weights and state-dict keys are the same for all three. Defaults to ``'plain'``: the fast path is
-            opt-in for now, since compiling it takes minutes per process (one graph per stage width, dtype and
-            train/eval mode) and it is 1.4-2.2x, not yet 4x, faster on an H100 (README, Speed).
+            opt-in until its CUDA-graph mode has passed the GPU tests (tests/gpu), and its first training step
+            compiles for minutes (README, Speed). On the fast path the stem and patch merging also run
+            channels-last, so their BatchNorms and convolutions need no layout conversions.
+        cuda_graphs (bool): On the fast path, replay each block's compiled kernels as CUDA graphs (recorded once
+            per input shape), which removes the kernel-launch overhead that otherwise dominates on a GPU. Not
+            combined with ``with_cp``. Defaults to True.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
@@ -68,6 +73,7 @@ class MLLA(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  attn_impl: str = 'plain',
+                 cuda_graphs: bool = True,
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -86,6 +92,7 @@ class MLLA(BaseModule):
             raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}], got {frozen_stages}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self.attn_impl = check_attn_impl(attn_impl)
 
         self.patch_embed = Stem(in_channels, embed_dims, patch_size)
         self.pos_drop = nn.Dropout(drop_rate)
@@ -96,6 +103,7 @@ class MLLA(BaseModule):
             self.layers.append(
                 MLLAStage(dims, depth, heads, drop_path=block_drop_paths[first:first + depth],
                           downsample=i < self.num_stages - 1, with_cp=with_cp, attn_impl=attn_impl,
+                          cuda_graphs=cuda_graphs,
                           mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate))
         for i in self.out_indices:  # one LayerNorm per returned feature map, named as in the official code
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
@@ -197,6 +205,10 @@ class MLLA(BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(N, C, H, W)`` images -> one ``(N, C_i, H_i, W_i)`` map per index of ``out_indices`` (stride 4 * 2^i)."""
         self._check_input(x)
+        if use_fast_path(self.attn_impl, x):
+            # Channels-last images: the stem's convolutions and BatchNorms then run without layout conversions,
+            # and its output turns into (B, H*W, C) tokens as a view.
+            x = x.contiguous(memory_format=torch.channels_last)
         x, hw_shape = self.patch_embed(x)
         x = self.pos_drop(x)
         outs = []

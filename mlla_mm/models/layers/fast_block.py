@@ -10,10 +10,13 @@ so that TorchInductor can fuse it into few kernels:
 - ELU+1, RoPE, the ``n ** -0.5`` scalings, the k-mean normaliser, the LePE/CPE residual adds, the SiLU gate and the
   LayerNorms become a handful of fused elementwise/reduction kernels; the normaliser is formed in float32, so fp16
   cannot overflow in it;
-- the graph is compiled with dynamic shapes, so detection's varying input sizes share compiled code; one compiled
-  function serves every block (weights are inputs, not constants). Measured on an H100 (torch 2.11): it still
-  compiles once per stage width (the depthwise convolutions' ``groups`` is specialised), dtype and train/eval
-  mode, about 25 s each, so a first training step waits minutes; this is why the backbone defaults to 'plain'.
+- the graph is compiled with dynamic shapes, so detection's varying input sizes share compiled code (weights are
+  inputs, not constants). For inference the weights' shapes are dynamic too, so every stage width shares one
+  graph; two things that would specialise it on the width are avoided for that: the depthwise convolutions (whose
+  ``groups`` is the width) run as an opaque operator (:mod:`.dwconv`), and the LayerNorms are written out.
+  Training still compiles once per stage width (see :func:`_get_compiled`);
+- on CUDA the compiled kernels are replayed as CUDA graphs (``triton.cudagraphs``, torch.compile's
+  'reduce-overhead'), since launching them one by one from Python is what bounds the block's speed on a fast GPU.
 
 Backward comes from autograd through the compiled graph (AOTAutograd), so it is fused as well.
 """
@@ -25,6 +28,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .dwconv import dwconv3x3_tokens
 from .rope import rope_angles, rope_tables
 
 ATTN_IMPLS = ('auto', 'plain', 'fast')
@@ -72,11 +76,8 @@ def _apply_rope_qk(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> to
 
 # ---------------------------------------------------------------------------------------------------- pieces
 def _dwconv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height, width) -> torch.Tensor:
-    """3x3 depthwise convolution of ``(B, N, C)`` tokens, through a channels-last view (no copies)."""
-    b, n, c = x.shape
-    image = x.view(b, height, width, c).permute(0, 3, 1, 2)
-    out = F.conv2d(image, weight, bias, padding=1, groups=c)
-    return out.permute(0, 2, 3, 1).reshape(b, n, c)
+    """3x3 depthwise convolution of ``(B, N, C)`` tokens, an opaque operator to the compiler (:mod:`.dwconv`)."""
+    return dwconv3x3_tokens(x, weight, bias, height, width)
 
 
 def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_weight: torch.Tensor,
@@ -112,6 +113,18 @@ def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_wei
     return out + _dwconv(v, lepe_weight, lepe_bias, height, width)
 
 
+def _layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """``F.layer_norm`` over the last dimension, written out (at least float32 inside, result in ``x.dtype``).
+
+    Written out because ``torch.compile`` specialises ``F.layer_norm`` on the normalised width, which would
+    compile the block once per stage width; these few reductions fuse just as well.
+    """
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    centred = wide - wide.mean(dim=-1, keepdim=True)
+    variance = centred.square().mean(dim=-1, keepdim=True)
+    return (centred * torch.rsqrt(variance + eps) * weight + bias).to(x.dtype)
+
+
 def _drop_path(x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
     return x if mask is None else x * mask.to(x.dtype)
 
@@ -130,7 +143,7 @@ def mlla_block_fast(x: torch.Tensor, height, width, num_heads: int,
     c = x.shape[-1]
     x = x + _dwconv(x, cpe1_w, cpe1_b, height, width)
     shortcut = x
-    y = F.layer_norm(x, (c,), norm1_w, norm1_b, norm1_eps)
+    y = _layer_norm(x, norm1_w, norm1_b, norm1_eps)
     gate = F.silu(F.linear(y, act_w, act_b))
     y = F.linear(y, in_w, in_b)
     y = F.silu(_dwconv(y, dwc_w, dwc_b, height, width))
@@ -139,48 +152,78 @@ def mlla_block_fast(x: torch.Tensor, height, width, num_heads: int,
     x = shortcut + _drop_path(y, mask1)
 
     x = x + _dwconv(x, cpe2_w, cpe2_b, height, width)
-    y = F.layer_norm(x, (c,), norm2_w, norm2_b, norm2_eps)
+    y = _layer_norm(x, norm2_w, norm2_b, norm2_eps)
     y = F.linear(F.gelu(F.linear(y, fc1_w, fc1_b)), fc2_w, fc2_b)
     return x + _drop_path(y, mask2)
 
 
 # ---------------------------------------------------------------------------------------------------- compile
-_compiled = None
-_compile_failed = False
+_compiled = {}
+# What failed once in this process and is not tried again, from the most to the least ambitious: 'dynamic-weights'
+# (inference compiles once per stage width instead), 'graphs' (compiled kernels without CUDA graphs), 'compile'
+# (eager).
+_failed = set()
 
 
 def _compile_enabled() -> bool:
-    return os.environ.get('MLLA_FAST_COMPILE', '1') != '0' and not _compile_failed
+    return os.environ.get('MLLA_FAST_COMPILE', '1') != '0' and 'compile' not in _failed
 
 
-def _get_compiled():
-    global _compiled
-    if _compiled is None:
+def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
+    """The compiled block function.
+
+    ``cuda_graphs``: Inductor replays the kernels as CUDA graphs. Why: measured on an H100, the compiled block's
+    kernels take 37 ms of GPU time in a 2x800x1344 train step, yet the step took 122 ms; launching ~3,200 small
+    kernels from Python is the bottleneck, not the GPU. CUDA graph trees record each block call once per input
+    shape (in one memory pool) and replay it with one launch.
+
+    ``dynamic_weights``: the weights are inputs of the compiled function; with their shapes static (Dynamo's
+    default for parameters) every stage width is compiled anew (four times for MLLA-T, about a minute each on an
+    H100 host). Dynamic, one graph serves all widths. That is used for inference only: with a backward, torch 2.11's
+    Inductor fails an assertion in its tiling analysis on such graphs (measured on an H100), so training compiles
+    once per stage width.
+    """
+    key = (cuda_graphs, dynamic_weights)
+    if key not in _compiled:
         import torch._dynamo
         config = torch._dynamo.config
-        # One compiled function serves every block; it is specialised per autocast dtype, grad mode and
-        # (rarely) head size, so allow more variants than the default before falling back to eager.
+        # One compiled function serves every block; it is specialised per autocast dtype and grad mode (and
+        # drop-path masks present or not), so allow more variants than the default before falling back to eager.
         for name in ('recompile_limit', 'cache_size_limit'):
             if hasattr(config, name):
                 setattr(config, name, max(getattr(config, name), 64))
-        _compiled = torch.compile(mlla_block_fast, dynamic=True)
-    return _compiled
+        compiled = torch.compile(mlla_block_fast, dynamic=True, options={'triton.cudagraphs': cuda_graphs})
+        _compiled[key] = config.patch(force_parameter_static_shapes=not dynamic_weights)(compiled)
+    return _compiled[key]
 
 
-def run_block_fast(x: torch.Tensor, height: int, width: int, *args, **kwargs) -> torch.Tensor:
+def run_block_fast(x: torch.Tensor, height: int, width: int, *args, cuda_graphs: bool = False,
+                   **kwargs) -> torch.Tensor:
     """:func:`mlla_block_fast`, compiled on CUDA (unless ``MLLA_FAST_COMPILE=0``), eager elsewhere.
 
-    Should compilation fail (no Triton, an unsupported setup), the fast path warns once and runs eagerly.
+    ``cuda_graphs``: replay the compiled kernels as CUDA graphs (see :func:`_get_compiled`). Should compiling
+    fail, the fast path warns and steps down once per failure: weights' shapes static (one graph per width), then
+    no CUDA graphs, then eager. ``MLLA_FAST_STRICT=1`` raises instead (the GPU tests set it).
     """
-    global _compile_failed
-    if x.is_cuda and _compile_enabled():
-        try:
-            return _get_compiled()(x, height, width, *args, **kwargs)
-        except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
-            if isinstance(error, torch.OutOfMemoryError):
-                raise
-            _compile_failed = True
-            warnings.warn(f'MLLA fast path: torch.compile failed ({type(error).__name__}: {error}); '
-                          f'running the fast path eagerly from now on')
-    return mlla_block_fast(x, height, width, *args, **kwargs)
-
+    if not (x.is_cuda and _compile_enabled()):
+        return mlla_block_fast(x, height, width, *args, **kwargs)
+    graphs = cuda_graphs and 'graphs' not in _failed
+    dynamic_weights = not torch.is_grad_enabled() and 'dynamic-weights' not in _failed
+    try:
+        out = _get_compiled(graphs, dynamic_weights)(x, height, width, *args, **kwargs)
+    except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
+        if isinstance(error, torch.OutOfMemoryError) or os.environ.get('MLLA_FAST_STRICT') == '1':
+            raise
+        step = 'dynamic-weights' if dynamic_weights else ('graphs' if graphs else 'compile')
+        _failed.add(step)
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ''
+        warnings.warn(f'MLLA fast path: torch.compile failed ({type(error).__name__}: {message}); from now on '
+                      + {'dynamic-weights': 'compiling once per stage width',
+                         'graphs': 'without CUDA graphs', 'compile': 'running eagerly'}[step])
+        return run_block_fast(x, height, width, *args, cuda_graphs=cuda_graphs, **kwargs)
+    if graphs and not out.requires_grad:
+        # With no backward pending (inference, or a frozen stage), CUDA graph trees start a new generation at
+        # every call and may reuse this output's memory for the next block's run, while that block still reads
+        # it (its residual). A copy into ordinary memory costs one pass over the tokens.
+        out = out.clone()
+    return out

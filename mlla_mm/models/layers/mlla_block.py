@@ -57,13 +57,16 @@ class MLLABlock(nn.Module):
         attn_impl (str): ``'plain'``: these modules, the reference (and the CPU path); ``'fast'``: the same
             computation as one function (:mod:`.fast_block`), compiled with ``torch.compile`` on CUDA; ``'auto'``:
             fast for CUDA tensors, plain otherwise. The parameters are the same either way. Defaults to ``'plain'``.
+        cuda_graphs (bool): On the fast path, replay the compiled kernels as CUDA graphs (torch.compile's
+            ``'reduce-overhead'`` mode). Defaults to False.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4., qkv_bias: bool = True,
-                 drop: float = 0., drop_path: float = 0., attn_impl: str = 'plain'):
+                 drop: float = 0., drop_path: float = 0., attn_impl: str = 'plain', cuda_graphs: bool = False):
         super().__init__()
         self.embed_dims = embed_dims
         self.attn_impl = check_attn_impl(attn_impl)
+        self.cuda_graphs = cuda_graphs
         self.cpe1 = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.norm1 = nn.LayerNorm(embed_dims)
         self.in_proj = nn.Linear(embed_dims, embed_dims)
@@ -90,18 +93,21 @@ class MLLABlock(nn.Module):
         mask = x.new_empty(x.shape[0], 1, 1, dtype=torch.float32).bernoulli_(keep)
         return mask.div_(keep) if self.drop_path.scale_by_keep else mask
 
+    def fast_arguments(self) -> tuple:
+        """The block's tensors (and LayerNorm eps) in the order :func:`.fast_block.mlla_block_fast` takes them."""
+        attn, mlp = self.attn, self.mlp
+        return (self.cpe1.weight, self.cpe1.bias, self.norm1.weight, self.norm1.bias, self.norm1.eps,
+                self.act_proj.weight, self.act_proj.bias, self.in_proj.weight, self.in_proj.bias,
+                self.dwc.weight, self.dwc.bias, attn.qk.weight, attn.qk.bias, attn.lepe.weight, attn.lepe.bias,
+                self.out_proj.weight, self.out_proj.bias, self.cpe2.weight, self.cpe2.bias,
+                self.norm2.weight, self.norm2.bias, self.norm2.eps,
+                mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias)
+
     def forward_fast(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """The block through :func:`.fast_block.mlla_block_fast` (same parameters, same result)."""
-        attn, mlp = self.attn, self.mlp
-        return run_block_fast(
-            x.contiguous(), hw_shape[0], hw_shape[1], attn.num_heads,
-            self.cpe1.weight, self.cpe1.bias, self.norm1.weight, self.norm1.bias, self.norm1.eps,
-            self.act_proj.weight, self.act_proj.bias, self.in_proj.weight, self.in_proj.bias,
-            self.dwc.weight, self.dwc.bias, attn.qk.weight, attn.qk.bias, attn.lepe.weight, attn.lepe.bias,
-            self.out_proj.weight, self.out_proj.bias, self.cpe2.weight, self.cpe2.bias,
-            self.norm2.weight, self.norm2.bias, self.norm2.eps,
-            mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias,
-            mask1=self._drop_path_mask(x), mask2=self._drop_path_mask(x))
+        return run_block_fast(x.contiguous(), hw_shape[0], hw_shape[1], self.attn.num_heads, *self.fast_arguments(),
+                              mask1=self._drop_path_mask(x), mask2=self._drop_path_mask(x),
+                              cuda_graphs=self.cuda_graphs)
 
     def forward_plain(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """The reference computation, module by module."""

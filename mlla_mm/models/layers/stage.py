@@ -20,15 +20,19 @@ class MLLAStage(nn.Module):
         downsample (bool): Whether patch merging follows the blocks.
         with_cp (bool): Recompute each block in the backward pass instead of keeping its activations.
         attn_impl (str): ``'auto'``, ``'plain'`` or ``'fast'``, see :class:`MLLABlock`. Defaults to ``'plain'``.
+        cuda_graphs (bool): CUDA graphs on the fast path, see :class:`MLLABlock`; not combined with ``with_cp``
+            (recomputing a block inside backward would record graphs inside a graph's backward). Defaults to False.
         **block_kwargs: ``mlp_ratio``, ``qkv_bias``, ``drop`` of :class:`MLLABlock`.
     """
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, drop_path: Sequence[float],
-                 downsample: bool, with_cp: bool = False, attn_impl: str = 'plain', **block_kwargs):
+                 downsample: bool, with_cp: bool = False, attn_impl: str = 'plain', cuda_graphs: bool = False,
+                 **block_kwargs):
         super().__init__()
         self.with_cp = with_cp
         self.blocks = nn.ModuleList(
-            MLLABlock(embed_dims, num_heads, drop_path=drop_path[i], attn_impl=attn_impl, **block_kwargs)
+            MLLABlock(embed_dims, num_heads, drop_path=drop_path[i], attn_impl=attn_impl,
+                      cuda_graphs=cuda_graphs and not with_cp, **block_kwargs)
             for i in range(depth))
         self.downsample: Optional[PatchMerging] = PatchMerging(embed_dims) if downsample else None
 

@@ -1,0 +1,84 @@
+"""The 3x3 depthwise convolution of ``(B, H*W, C)`` tokens as one opaque operator, for the compiled fast path.
+
+Why an operator of its own: ``torch.compile`` specialises a convolution on its ``groups``, which for a depthwise
+convolution is the channel count, so the compiled MLLA block was compiled again for every stage width (four
+times for MLLA-T, each a minute on an H100 host). Behind ``torch.library.custom_op`` (forward and backward) the
+compiler sees a black box whose output has the input's shape, and one compiled graph serves every width.
+
+The operator runs on the channels-last view of the tokens (no copies) in the dtype of its inputs. Autocast is
+applied here, outside the operator, exactly as it would be to ``F.conv2d``: inputs cast to the autocast dtype,
+gradients cast back by autograd.
+"""
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+
+
+def _as_image(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    b, _, c = x.shape
+    return x.view(b, height, width, c).permute(0, 3, 1, 2)
+
+
+def _as_tokens(image: torch.Tensor) -> torch.Tensor:
+    b, c = image.shape[:2]
+    return image.permute(0, 2, 3, 1).reshape(b, -1, c)
+
+
+@torch.library.custom_op('mlla_mm::dwconv3x3_tokens', mutates_args=())
+def _dwconv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int,
+               width: int) -> torch.Tensor:
+    out = F.conv2d(_as_image(x, height, width), weight, bias, padding=1, groups=x.shape[-1])
+    return _as_tokens(out).contiguous()
+
+
+@_dwconv3x3.register_fake
+def _(x, weight, bias, height, width):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op('mlla_mm::dwconv3x3_tokens_backward', mutates_args=())
+def _dwconv3x3_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, height: int,
+                        width: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    channels = x.shape[-1]
+    grad_image = _as_image(grad.contiguous(), height, width)
+    grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+        grad_image, _as_image(x, height, width), weight, [channels], [1, 1], [1, 1], [1, 1], False, [0, 0],
+        channels, [True, True, True])
+    return _as_tokens(grad_x).contiguous(), grad_weight, grad_bias
+
+
+@_dwconv3x3_backward.register_fake
+def _(grad, x, weight, height, width):
+    return (torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(weight),
+            weight.new_empty(weight.shape[0]))
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, _, height, width = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.hw_shape = (height, width)
+
+
+def _backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    grad_x, grad_weight, grad_bias = _dwconv3x3_backward(grad, x, weight, *ctx.hw_shape)
+    return grad_x, grad_weight, grad_bias, None, None
+
+
+_dwconv3x3.register_autograd(_backward, setup_context=_setup_context)
+
+
+def dwconv3x3_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int,
+                     width: int) -> torch.Tensor:
+    """3x3 depthwise convolution (padding 1, ``weight`` ``(C, 1, 3, 3)``) of ``(B, H*W, C)`` tokens -> same shape.
+
+    Under autocast the inputs are cast to its dtype first, as autocast casts the inputs of ``F.conv2d``.
+    """
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
+    else:
+        weight, bias = weight.to(x.dtype), bias.to(x.dtype)
+    return _dwconv3x3(x.contiguous(), weight, bias, height, width)
