@@ -49,13 +49,15 @@ def matmul_rate(device, dtype, size=8192, iters=20) -> float:
     return 2 * size ** 3 / (ms / 1e3)
 
 
-def model_variant(cfg, peer, attn_impl=None):
+def model_variant(cfg, peer, attn_impl=None, cuda_graphs=None):
     """The config's model with its backbone replaced by ``peer`` (necks/heads re-wired to the peer's channels)."""
     cfg = copy.deepcopy(cfg)
     model = cfg.model
     model.backbone.pop('init_cfg', None)
     if attn_impl is not None:
         model.backbone.attn_impl = attn_impl
+    if cuda_graphs is not None:
+        model.backbone.cuda_graphs = cuda_graphs
     if peer != 'mlla':
         model.backbone = copy.deepcopy(PEER_BACKBONES[peer])
         channels = PEER_CHANNELS[peer]
@@ -113,8 +115,16 @@ def run(args):
     torch.backends.cudnn.benchmark = True
     results = dict(machine=machine(), args=vars(args), rows=[])
     peers = args.peers or (BACKBONE_PEERS if args.level == 'backbone' else MODEL_PEERS)
-    # MLLA once per --attn-impl (the plain path and the fast path, side by side), then the other backbones
-    variants = [(peer, impl) for peer in peers for impl in (args.attn_impl if peer == 'mlla' else [None])]
+    # MLLA once per --attn-impl (the plain path and the fast path, side by side; the fast path once per
+    # --cuda-graphs setting), then the other backbones
+    graph_settings = [setting == 'on' for setting in args.cuda_graphs]
+    variants = []
+    for peer in peers:
+        if peer != 'mlla':
+            variants.append((peer, None, None))
+            continue
+        for impl in args.attn_impl:
+            variants.extend((peer, impl, graphs) for graphs in (graph_settings if impl != 'plain' else [None]))
     if args.level == 'model':
         from mmengine.model import revert_sync_batchnorm
         from mmengine.registry import init_default_scope
@@ -125,16 +135,18 @@ def run(args):
         init_default_scope(task)
         registry = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS
     for precision in args.precision:
-        for peer, impl in variants:
+        for peer, impl, graphs in variants:
             torch.manual_seed(0)
-            mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl)
+            mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl,
+                               cuda_graphs=bool(graphs))
             if args.level == 'backbone':
                 model = build_backbone(peer, mlla_kwargs)
                 make = backbone_batch(args.batch, args.shape, device)
             else:
-                model = revert_sync_batchnorm(registry.build(model_variant(cfg, peer, impl)))
+                model = revert_sync_batchnorm(registry.build(model_variant(cfg, peer, impl, graphs)))
                 make = model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape, device)
-            row = dict(model=peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}]', level=args.level,
+            name = peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{"" if graphs in (None, True) else ",no-graphs"}]'
+            row = dict(model=name, level=args.level,
                        precision=precision, batch=args.batch, shape=list(args.shape),
                        params_m=sum(p.numel() for p in model.parameters()) / 1e6)
             try:
@@ -158,7 +170,7 @@ def run(args):
     return results
 
 
-HEADER = (f'{"model":<18} {"prec":<5} {"batch":>5} {"shape":>10} {"params":>8} {"infer ms":>9} {"img/s":>9} '
+HEADER = (f'{"model":<28} {"prec":<5} {"batch":>5} {"shape":>10} {"params":>8} {"infer ms":>9} {"img/s":>9} '
           f'{"train ms":>9} {"peak MiB":>9}')
 
 
@@ -167,10 +179,10 @@ def print_row(row):
         print(HEADER)
         print_row.header_done = True
     if 'error' in row:
-        print(f'{row["model"]:<18} {row["precision"]:<5} {row["batch"]:>5} error: {row["error"]}')
+        print(f'{row["model"]:<28} {row["precision"]:<5} {row["batch"]:>5} error: {row["error"]}')
         return
     shape = 'x'.join(map(str, row['shape']))
-    print(f'{row["model"]:<18} {row["precision"]:<5} {row["batch"]:>5} {shape:>10} {row["params_m"]:>7.1f}M '
+    print(f'{row["model"]:<28} {row["precision"]:<5} {row["batch"]:>5} {shape:>10} {row["params_m"]:>7.1f}M '
           f'{row["infer_ms"]:>9.2f} {row["images_per_s"]:>9.1f} {row.get("train_step_ms", float("nan")):>9.2f} '
           f'{row.get("train_peak_mem_mib", float("nan")):>9.0f}'
           + (f'  {row["achieved_tflops"]:.2f} of {row["matmul_tflops"]:.1f} TFLOP/s' if 'achieved_tflops' in row
@@ -192,6 +204,8 @@ def parse_args(argv=None):
     parser.add_argument('--with-cp', action='store_true', help='MLLA with gradient checkpointing')
     parser.add_argument('--attn-impl', nargs='+', choices=['plain', 'fast', 'auto'], default=['plain'],
                         help="MLLA's block implementation(s) to measure, each as its own row (e.g. plain fast)")
+    parser.add_argument('--cuda-graphs', nargs='+', choices=['on', 'off'], default=['on'],
+                        help='CUDA graphs on the fast path (MLLA cuda_graphs=...); "on off" measures both')
     parser.add_argument('--roofline', action='store_true',
                         help='also report achieved TFLOP/s of inference against a measured matmul rate')
     parser.add_argument('--cpu', action='store_true', help='measure on the CPU even if a GPU is there')
