@@ -1,5 +1,6 @@
 """Profile the MLLA-T backbone train step / inference on CUDA: top kernels by GPU time."""
-import sys, os, time
+import os
+import sys
 import torch
 sys.path.insert(0, os.getcwd())
 from mlla_mm import MLLA

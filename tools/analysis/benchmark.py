@@ -145,7 +145,8 @@ def run(args):
             else:
                 model = revert_sync_batchnorm(registry.build(model_variant(cfg, peer, impl, graphs)))
                 make = model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape, device)
-            name = peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{"" if graphs in (None, True) else ",no-graphs"}]'
+            suffix = ',no-graphs' if graphs is False else ''
+            name = peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]'
             row = dict(model=name, level=args.level,
                        precision=precision, batch=args.batch, shape=list(args.shape),
                        params_m=sum(p.numel() for p in model.parameters()) / 1e6)

@@ -1,5 +1,5 @@
 """One stage of MLLA: a run of blocks at one resolution, then (except in the last stage) patch merging."""
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
