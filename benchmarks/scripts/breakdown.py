@@ -7,6 +7,7 @@ Categories are guessed from kernel names (cuDNN/cutlass/nvjet/gemm, depthwise, T
 import argparse
 import os
 import re
+import statistics
 import sys
 import time
 from collections import defaultdict
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.getcwd())
+from mlla_mm.analysis.benchmark import time_call  # noqa: E402
 
 CATEGORIES = [
     ('depthwise conv', r'depthwise|dwconv|conv_depthwise'),
@@ -38,19 +40,8 @@ def category(name):
 
 
 def timed(fn, warmup=3, repeat=10):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    times.sort()
-    return times[len(times) // 2]
+    """Median milliseconds of ``fn`` on the GPU (the benchmark tool's CUDA-event timer)."""
+    return statistics.median(time_call(fn, torch.device('cuda'), warmup, repeat))
 
 
 def breakdown(impl, dtype, shape, batch):

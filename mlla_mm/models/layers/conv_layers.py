@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .mlla_block import image_to_tokens, tokens_to_image
+from .layout import image_to_tokens, tokens_to_image
 
 
 class ConvLayer(nn.Sequential):

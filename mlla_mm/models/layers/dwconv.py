@@ -14,22 +14,14 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-
-def _as_image(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    b, _, c = x.shape
-    return x.view(b, height, width, c).permute(0, 3, 1, 2)
-
-
-def _as_tokens(image: torch.Tensor) -> torch.Tensor:
-    b, c = image.shape[:2]
-    return image.permute(0, 2, 3, 1).reshape(b, -1, c)
+from .layout import image_to_tokens, tokens_to_image
 
 
 @torch.library.custom_op('mlla_mm::dwconv3x3_tokens', mutates_args=())
 def _dwconv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int,
                width: int) -> torch.Tensor:
-    out = F.conv2d(_as_image(x, height, width), weight, bias, padding=1, groups=x.shape[-1])
-    return _as_tokens(out).contiguous()
+    out = F.conv2d(tokens_to_image(x, (height, width)), weight, bias, padding=1, groups=x.shape[-1])
+    return image_to_tokens(out).contiguous()
 
 
 @_dwconv3x3.register_fake
@@ -41,11 +33,11 @@ def _(x, weight, bias, height, width):
 def _dwconv3x3_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, height: int,
                         width: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     channels = x.shape[-1]
-    grad_image = _as_image(grad.contiguous(), height, width)
+    grad_image = tokens_to_image(grad.contiguous(), (height, width))
     grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-        grad_image, _as_image(x, height, width), weight, [channels], [1, 1], [1, 1], [1, 1], False, [0, 0],
+        grad_image, tokens_to_image(x, (height, width)), weight, [channels], [1, 1], [1, 1], [1, 1], False, [0, 0],
         channels, [True, True, True])
-    return _as_tokens(grad_x).contiguous(), grad_weight, grad_bias
+    return image_to_tokens(grad_x).contiguous(), grad_weight, grad_bias
 
 
 @_dwconv3x3_backward.register_fake

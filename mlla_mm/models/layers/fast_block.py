@@ -75,11 +75,6 @@ def _apply_rope_qk(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> to
 
 
 # ---------------------------------------------------------------------------------------------------- pieces
-def _dwconv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height, width) -> torch.Tensor:
-    """3x3 depthwise convolution of ``(B, N, C)`` tokens, an opaque operator to the compiler (:mod:`.dwconv`)."""
-    return dwconv3x3_tokens(x, weight, bias, height, width)
-
-
 def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_weight: torch.Tensor,
                           qk_bias: Optional[torch.Tensor], lepe_weight: torch.Tensor,
                           lepe_bias: torch.Tensor) -> torch.Tensor:
@@ -110,7 +105,7 @@ def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_wei
     q_rope = (q_rope.view(b, num_heads, n, head_dims) * normaliser.permute(0, 2, 1, 3)).to(dtype)
     out = torch.matmul(q_rope.view(b * num_heads, n, head_dims), kv)  # (B * heads, N, d)
     out = out.view(b, num_heads, n, head_dims).transpose(1, 2).reshape(b, n, c)
-    return out + _dwconv(v, lepe_weight, lepe_bias, height, width)
+    return out + dwconv3x3_tokens(v, lepe_weight, lepe_bias, height, width)
 
 
 def _layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
@@ -140,18 +135,17 @@ def mlla_block_fast(x: torch.Tensor, height, width, num_heads: int,
 
     ``mask1`` / ``mask2``: per-sample ``(B, 1, 1)`` stochastic-depth factors of the two residual branches, or None.
     """
-    c = x.shape[-1]
-    x = x + _dwconv(x, cpe1_w, cpe1_b, height, width)
+    x = x + dwconv3x3_tokens(x, cpe1_w, cpe1_b, height, width)
     shortcut = x
     y = _layer_norm(x, norm1_w, norm1_b, norm1_eps)
     gate = F.silu(F.linear(y, act_w, act_b))
     y = F.linear(y, in_w, in_b)
-    y = F.silu(_dwconv(y, dwc_w, dwc_b, height, width))
+    y = F.silu(dwconv3x3_tokens(y, dwc_w, dwc_b, height, width))
     y = linear_attention_fast(y, height, width, num_heads, qk_w, qk_b, lepe_w, lepe_b)
     y = F.linear(y * gate, out_w, out_b)
     x = shortcut + _drop_path(y, mask1)
 
-    x = x + _dwconv(x, cpe2_w, cpe2_b, height, width)
+    x = x + dwconv3x3_tokens(x, cpe2_w, cpe2_b, height, width)
     y = _layer_norm(x, norm2_w, norm2_b, norm2_eps)
     y = F.linear(F.gelu(F.linear(y, fc1_w, fc1_b)), fc2_w, fc2_b)
     return x + _drop_path(y, mask2)
