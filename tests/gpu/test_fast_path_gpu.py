@@ -7,6 +7,8 @@ parameter gradient), against a float64 plain reference, so both paths' rounding 
 - bf16 / fp16 autocast: the fast path's error is at most 1.5x the plain path's error plus 2e-3 (so the fast path
   is no less accurate than the reference in half precision), and below 4e-2 (bf16) / 1e-2 (fp16) outright.
 """
+import copy
+
 import pytest
 import torch
 
@@ -65,6 +67,14 @@ def test_compiled_fast_block_matches_plain(batch, height, width, dims, heads, dt
     got_fast = run(fast, x, hw, weight, dtype)
     names = ['output', 'input grad'] + [n for n, _ in fast.named_parameters()]
     for name, r, p, f in zip(names, ref, got_plain, got_fast):
+        if height * width == 1 and name.startswith('attn.qk.'):
+            # One token: RoPE at position 0 is the identity and the normaliser cancels q.k, so the attention
+            # returns v whatever q and k are; the exact qk gradient is zero (up to the normaliser's eps) and a
+            # relative error would only compare rounding noise. Both paths must keep that noise negligible
+            # against the gradient that does flow (the input's).
+            for got in (p, f):
+                assert got.norm() < 1e-2 * ref[1].norm(), (name, got.norm().item(), ref[1].norm().item())
+            continue
         err_fast, err_plain = rel(f, r), rel(p, r)
         if dtype is None:
             assert err_fast < 1e-3 and err_plain < 1e-3, (name, err_fast, err_plain)
@@ -105,28 +115,58 @@ def test_fp16_large_activations_stay_finite():
     assert rel(out.double(), ref.double()) < 1e-2
 
 
+def train_step(model, x, dtype, seed):
+    """Outputs and parameter gradients (float64) of one forward/backward under ``dtype`` autocast. The loss is a
+    fixed random projection of every output (the same for each model, by ``seed``): a loss like the outputs'
+    mean square would be nearly invariant under the output LayerNorms and leave only rounding in the gradients."""
+    model.zero_grad(set_to_none=True)
+    with torch.autocast('cuda', dtype=dtype, enabled=dtype is not None):
+        outs = model(x)
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    weights = [torch.randn(o.shape, generator=generator, device=x.device, dtype=torch.float64) for o in outs]
+    sum((o.double() * w).sum() for o, w in zip(outs, weights)).backward()
+    grads = [p.grad.double() for p in model.parameters() if p.grad is not None]
+    return [o.detach().double() for o in outs] + grads
+
+
 @pytest.mark.parametrize('frozen_stages', [-1, 1])
 def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages):
-    """Several bf16 train steps (graphs recorded, then replayed) give the plain path's outputs and gradients."""
+    """bf16 train steps through CUDA graphs: inputs of two shapes, each seen twice, so the graphs are recorded,
+    then replayed.
+
+    - A replay gives what the first (unrecorded) call gave for the same input: the same kernels run, so the
+      results agree to 1e-3 (only atomics may reorder sums). A stale or overwritten buffer would be O(1) off.
+    - Each result is about as close to a float64 reference as the plain path's bf16 result: at most 3x the plain
+      path's error + 2e-2, for the outputs and every parameter gradient. The fast path keeps more of the block in
+      bf16 than the plain path, whose RoPE and normaliser run in float32 (on the CPU, eager, the ratio reached
+      2.6 on the qk and projection gradients). Gradients that are zero by construction (a conv bias right
+      before a BatchNorm) are left out, since their relative error compares rounding noise only.
+    """
     arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0., frozen_stages=frozen_stages).cuda().train()
     fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0., frozen_stages=frozen_stages)
     fast = fast.cuda().train()
     fast.load_state_dict(plain.state_dict())
+    reference = copy.deepcopy(plain).double()
+    inputs = [torch.randn(2, 3, height, 224, device='cuda') for height in (160, 192)]
+    first_results = {}
     for step in range(4):
-        x = torch.randn(2, 3, 160 + 32 * (step % 2), 224, device='cuda')  # two shapes, each replayed
-        results = []
-        for model in (plain, fast):
-            model.zero_grad(set_to_none=True)
-            with torch.autocast('cuda', dtype=torch.bfloat16):
-                outs = model(x)
-            sum((o.float() ** 2).mean() for o in outs).backward()
-            grads = [p.grad.double() for p in model.parameters() if p.grad is not None]
-            results.append(([o.detach().double() for o in outs], grads))
-        (outs_p, grads_p), (outs_f, grads_f) = results
-        assert len(grads_p) == len(grads_f) > 0
-        for p, f in zip(outs_p, outs_f):
-            assert rel(f, p) < 5e-2, step
-        for p, f in zip(grads_p, grads_f):
-            assert torch.isfinite(f).all() and rel(f, p) < 1e-1, step
+        shape = step % 2
+        x = inputs[shape]
+        got_fast = train_step(fast, x, torch.bfloat16, seed=shape)
+        if shape in first_results:  # a replay of a recorded graph
+            for index, (first, again) in enumerate(zip(first_results[shape], got_fast)):
+                assert rel(again, first) < 1e-3, (step, index, rel(again, first))
+            continue
+        first_results[shape] = got_fast
+        ref = train_step(reference, x.double(), None, seed=shape)
+        got_plain = train_step(plain, x, torch.bfloat16, seed=shape)
+        assert len(ref) == len(got_plain) == len(got_fast) > 4
+        largest = max(r.norm() for r in ref)
+        for index, (r, p, f) in enumerate(zip(ref, got_plain, got_fast)):
+            assert torch.isfinite(f).all(), (step, index)
+            if r.norm() < 1e-10 * largest:
+                continue
+            err_fast, err_plain = rel(f, r), rel(p, r)
+            assert err_fast < 3 * err_plain + 2e-2, (step, index, err_fast, err_plain)
