@@ -26,7 +26,7 @@ PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 PEER_BACKBONES = {
     'swin_t': dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
                    window_size=7, mlp_ratio=4, qkv_bias=True, drop_path_rate=0.2, patch_norm=True,
-                   out_indices=(0, 1, 2, 3), with_cp=False, convert_weights=False),
+                   out_indices=(0, 1, 2, 3), with_cp=False),  # keys both mmdet's and mmseg's Swin take
     'resnet50': dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1,
                      norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True, style='pytorch'),
 }
@@ -129,6 +129,7 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
         torch.cuda.reset_peak_memory_stats(device)
     train_ms = time_call(step, device, warmup, iters)
     result['train_step_ms'] = statistics.median(train_ms)
+    result['train_step_ms_min'], result['train_step_ms_max'] = min(train_ms), max(train_ms)
     if device.type == 'cuda':
         result['train_peak_mem_mib'] = torch.cuda.max_memory_allocated(device) / 2**20
     return result

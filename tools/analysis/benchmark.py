@@ -112,6 +112,9 @@ def model_batch(task, data_preprocessor, batch_size, shape, device):
 
 def run(args):
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
+    # Fixed shapes at the backbone level: let cuDNN pick its fastest kernels. A whole model follows its config's
+    # env_cfg (mmdet: off), as training would: the RoI heads see a new number of boxes at every step, and cuDNN
+    # would benchmark each new shape again.
     torch.backends.cudnn.benchmark = True
     results = dict(machine=machine(), args=vars(args), rows=[])
     peers = args.peers or (BACKBONE_PEERS if args.level == 'backbone' else MODEL_PEERS)
@@ -131,6 +134,7 @@ def run(args):
 
         from mlla_mm.apis.runner import load_config, task_of
         cfg = load_config(args.config)
+        torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark', False))
         task = task_of(cfg)
         init_default_scope(task)
         registry = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS
