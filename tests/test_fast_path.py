@@ -130,6 +130,17 @@ def test_attn_impl_switch_and_backbone_argument():
     assert fast_block.use_fast_path('auto', torch.zeros(1)) is False  # CPU tensors take the plain path
     assert fast_block.use_fast_path('fast', torch.zeros(1)) is True
     assert fast_block.use_fast_path('plain', torch.zeros(1)) is False
+    # the default picks by device: the fast path for CUDA inputs, the plain one here (the same numbers, bitwise)
+    arch = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
+    torch.manual_seed(0)
+    default = MLLA(arch).eval()
+    assert all(b.attn_impl == 'auto' for stage in default.layers for b in stage.blocks)
+    plain = MLLA(arch, attn_impl='plain').eval()
+    plain.load_state_dict(default.state_dict())
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        for out_d, out_p in zip(default(x), plain(x)):
+            assert torch.equal(out_d, out_p)
     # same keys whatever the implementation
     assert MLLA('tiny', attn_impl='plain').state_dict().keys() == MLLA('tiny', attn_impl='fast').state_dict().keys()
 

@@ -42,10 +42,11 @@ class MLLA(BaseModule):
         attn_impl (str): How the blocks compute: ``'plain'`` (module by module: the reference, and the CPU
             path), ``'fast'`` (one fused function per block, compiled by ``torch.compile`` on CUDA; set
             ``MLLA_FAST_COMPILE=0`` to run it eagerly), or ``'auto'``: fast for CUDA inputs, plain otherwise. The
-            weights and state-dict keys are the same for all three. Defaults to ``'plain'``: the fast path is
-            opt-in until its CUDA-graph mode has passed the GPU tests (tests/gpu), and its first training step
-            compiles for minutes (README, Speed). On the fast path the stem and patch merging also run
-            channels-last, so their BatchNorms and convolutions need no layout conversions.
+            weights and state-dict keys are the same for all three. Defaults to ``'auto'``. The fast path
+            compiles when it first meets a shape and dtype: minutes for the first training step on a cold
+            cache (Inductor keeps its cache in ``TORCHINDUCTOR_CACHE_DIR``; README, Speed); pass ``'plain'``
+            to skip that for a short job. On the fast path the stem and patch merging also run channels-last,
+            so their BatchNorms and convolutions need no layout conversions.
         cuda_graphs (bool): On the fast path, replay each block's compiled kernels as CUDA graphs (recorded once
             per input shape), which removes the kernel-launch overhead that otherwise dominates on a GPU. Not
             combined with ``with_cp``. Defaults to True.
@@ -72,7 +73,7 @@ class MLLA(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
-                 attn_impl: str = 'plain',
+                 attn_impl: str = 'auto',
                  cuda_graphs: bool = True,
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
