@@ -18,11 +18,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument('--cuda-graphs', default='on')
 parser.add_argument('--dtype', default='bf16')
 parser.add_argument('--steps', type=int, default=8)
-parser.add_argument('--static-weights', action='store_true',
-                    help="compile with Dynamo's default static parameter shapes (one graph per stage width)")
 args = parser.parse_args()
-if args.static_weights:
-    fast_block._failed.add('dynamic-weights')
 warnings.simplefilter('always')
 dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}[args.dtype]
 model = MLLA('tiny', drop_path_rate=0., attn_impl='fast', cuda_graphs=args.cuda_graphs == 'on').cuda().train()

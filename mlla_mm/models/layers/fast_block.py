@@ -163,6 +163,15 @@ def _compile_enabled() -> bool:
     return os.environ.get('MLLA_FAST_COMPILE', '1') != '0' and 'compile' not in _failed
 
 
+def _announce_compile(dynamic_weights: bool) -> None:
+    """Say once per compiled variant why the next step takes long: a silent multi-minute first step looks hung."""
+    from mmengine.logging import print_log
+    what = 'inference (one graph for all widths)' if dynamic_weights else 'training (one graph per stage width)'
+    print_log(f'MLLA fast path: compiling the blocks for {what} with torch.compile; on a cold Inductor cache '
+              'the first step takes minutes (TORCHINDUCTOR_CACHE_DIR keeps the cache; attn_impl="plain" skips '
+              'compiling)', logger='current')
+
+
 def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
     """The compiled block function.
 
@@ -179,6 +188,7 @@ def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
     """
     key = (cuda_graphs, dynamic_weights)
     if key not in _compiled:
+        _announce_compile(dynamic_weights)
         import torch._dynamo
         config = torch._dynamo.config
         # One compiled function serves every block; it is specialised per autocast dtype and grad mode (and
@@ -189,15 +199,6 @@ def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
         compiled = torch.compile(mlla_block_fast, dynamic=True, options={'triton.cudagraphs': cuda_graphs})
         _compiled[key] = config.patch(force_parameter_static_shapes=not dynamic_weights)(compiled)
     return _compiled[key]
-
-
-def _announce_compile(dynamic_weights: bool) -> None:
-    """Say once per compiled variant why the next step takes long: a silent multi-minute first step looks hung."""
-    from mmengine.logging import print_log
-    what = 'inference (one graph for all widths)' if dynamic_weights else 'training (one graph per stage width)'
-    print_log(f'MLLA fast path: compiling the blocks for {what} with torch.compile; on a cold Inductor cache '
-              'the first step takes minutes (TORCHINDUCTOR_CACHE_DIR keeps the cache; attn_impl="plain" skips '
-              'compiling)', logger='current')
 
 
 def run_block_fast(x: torch.Tensor, height: int, width: int, *args, cuda_graphs: bool = False,
@@ -212,8 +213,6 @@ def run_block_fast(x: torch.Tensor, height: int, width: int, *args, cuda_graphs:
         return mlla_block_fast(x, height, width, *args, **kwargs)
     graphs = cuda_graphs and 'graphs' not in _failed
     dynamic_weights = not torch.is_grad_enabled() and 'dynamic-weights' not in _failed
-    if (graphs, dynamic_weights) not in _compiled:
-        _announce_compile(dynamic_weights)
     try:
         out = _get_compiled(graphs, dynamic_weights)(x, height, width, *args, **kwargs)
     except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
