@@ -10,7 +10,10 @@ set -uo pipefail
 out=${OUT:-benchmarks/latest}
 mkdir -p "$out"
 impls=${*:-plain fast}
-read -r limit_train limit_infer limit_small limit_batch <<<"${LIMITS:-540 90 90 150}"
+read -r limit_train limit_infer limit_small limit_batch extra <<<"${LIMITS:-540 90 90 150}"
+for limit in "$limit_train" "$limit_infer" "$limit_small" "$limit_batch"; do
+  [[ $limit =~ ^[0-9]+$ && -z $extra ]] || { echo "LIMITS must be four whole numbers of seconds, got '$LIMITS'" >&2; exit 2; }
+done
 export PYTHONUNBUFFERED=1
 bench() { # name, timeout in s, then benchmark.py arguments
   local name=$1 limit=$2; shift 2
