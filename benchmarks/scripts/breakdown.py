@@ -1,6 +1,8 @@
 """Where does an MLLA-T train step spend its GPU time? Kernel time by category, plus micro-benchmarks of the pieces.
 
-    python benchmarks/scripts/breakdown.py [--impl plain fast] [--dtype bf16] [--micro]
+    python benchmarks/scripts/breakdown.py [--impl plain fast] [--dtype bf16] [--infer] [--micro]
+
+``--infer`` profiles an inference forward (no gradients) instead of a train step (forward and backward).
 
 Categories are guessed from kernel names (cuDNN/cutlass/nvjet/gemm, depthwise, Triton, elementwise, ...).
 """
@@ -44,12 +46,17 @@ def timed(fn, warmup=3, repeat=10):
     return statistics.median(time_call(fn, torch.device('cuda'), warmup, repeat))
 
 
-def breakdown(impl, dtype, shape, batch):
+def breakdown(impl, dtype, shape, batch, infer=False):
     from mlla_mm import MLLA
-    model = MLLA(arch='tiny', drop_path_rate=0.0, attn_impl=impl).cuda()
+    model = MLLA(arch='tiny', drop_path_rate=0.0, attn_impl=impl).cuda().train(not infer)
     x = torch.randn(batch, 3, *shape, device='cuda')
 
     def step():
+        if infer:
+            with torch.no_grad(), torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):
+                model(x)
+            return
+        model.zero_grad(set_to_none=True)  # as a train step does
         with torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):
             loss = sum(o.float().mean() for o in model(x))
         loss.backward()
@@ -57,9 +64,10 @@ def breakdown(impl, dtype, shape, batch):
     t0 = time.time()
     step()
     torch.cuda.synchronize()
-    print(f'[{impl} {dtype}] first step (compile included) {time.time() - t0:.1f} s', flush=True)
+    what = f'{impl} {dtype}' + (' inference' if infer else '')
+    print(f'[{what}] first step (compile included) {time.time() - t0:.1f} s', flush=True)
     ms = timed(step)
-    print(f'[{impl} {dtype}] step median {ms:.1f} ms, peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB')
+    print(f'[{what}] step median {ms:.1f} ms, peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB')
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
@@ -132,6 +140,7 @@ def main():
     parser.add_argument('--dtype', nargs='+', default=['bf16'])
     parser.add_argument('--shape', nargs=2, type=int, default=[800, 1344])
     parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--infer', action='store_true', help='profile inference instead of a train step')
     parser.add_argument('--micro', action='store_true')
     args = parser.parse_args()
     dtypes = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
@@ -141,7 +150,7 @@ def main():
         if args.micro:
             micro(dtypes[name])
         for impl in args.impl:
-            breakdown(impl, dtypes[name], tuple(args.shape), args.batch)
+            breakdown(impl, dtypes[name], tuple(args.shape), args.batch, infer=args.infer)
 
 
 if __name__ == '__main__':

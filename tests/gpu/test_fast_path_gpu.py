@@ -170,3 +170,60 @@ def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages):
                 continue
             err_fast, err_plain = rel(f, r), rel(p, r)
             assert err_fast < 3 * err_plain + 2e-2, (step, index, err_fast, err_plain)
+
+
+def test_compiled_stem_and_merging_keep_batchnorm_statistics():
+    """On the fast path the stem and patch merging run compiled: one train step must move every BatchNorm's
+    running statistics as the plain path does (and count the batch), and eval mode must then use them."""
+    arch = dict(embed_dims=64, depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 16])
+    torch.manual_seed(0)
+    plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().train()
+    fast = MLLA(arch, attn_impl='fast', drop_path_rate=0.).cuda().train()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 97, 130, device='cuda') * 2 + 0.5
+    for model in (plain, fast):
+        sum(o.float().mean() for o in model(x)).backward()
+    buffers_p, buffers_f = dict(plain.named_buffers()), dict(fast.named_buffers())
+    moved = 0
+    for name, p in buffers_p.items():
+        f = buffers_f[name]
+        if name.endswith('num_batches_tracked'):
+            assert f.item() == p.item() == 1, name
+            continue
+        torch.testing.assert_close(f, p, rtol=1e-3, atol=1e-4, msg=name)
+        moved += int(not torch.equal(p, torch.zeros_like(p)) and not torch.equal(p, torch.ones_like(p)))
+    running = [n for n in buffers_p if 'running_' in n]
+    assert moved == len(running) == 16, (moved, running)  # the stem's five BatchNorms, three patch mergings' ones
+    plain.eval(), fast.eval()
+    with torch.no_grad():
+        for p, f in zip(plain(x), fast(x)):
+            assert rel(f.double(), p.double()) < 2e-3
+
+
+def test_gradient_accumulation_through_cuda_graphs():
+    """Two backward passes without zeroing the gradients in between (mmengine's ``accumulative_counts``): the
+    graphed backward's gradients must not stay in memory that the next replay overwrites, and the accumulated
+    gradients must match the plain path's."""
+    arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
+    torch.manual_seed(0)
+    plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().train()
+    fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0.).cuda().train()
+    fast.load_state_dict(plain.state_dict())
+    reference = copy.deepcopy(plain).double()
+    inputs = [torch.randn(2, 3, 160, 224, device='cuda') for _ in range(3)]
+    for model, dtype in ((reference, None), (plain, torch.bfloat16), (fast, torch.bfloat16)):
+        model.zero_grad(set_to_none=True)
+        for step, x in enumerate(inputs):  # recorded, then replayed twice, gradients accumulating
+            with torch.autocast('cuda', dtype=dtype, enabled=dtype is not None):
+                outs = model(x.double() if dtype is None else x)
+            generator = torch.Generator(device='cuda').manual_seed(step)
+            sum((o.double() * torch.randn(o.shape, generator=generator, device='cuda', dtype=torch.float64)).sum()
+                for o in outs).backward()
+    grads = [[p.grad.double() for p in m.parameters() if p.grad is not None] for m in (reference, plain, fast)]
+    assert len(grads[0]) == len(grads[1]) == len(grads[2]) > 4
+    largest = max(r.norm() for r in grads[0])
+    for index, (r, p, f) in enumerate(zip(*grads)):
+        assert torch.isfinite(f).all(), index
+        if r.norm() < 1e-10 * largest:
+            continue
+        assert rel(f, r) < 3 * rel(p, r) + 2e-2, (index, rel(f, r), rel(p, r))

@@ -206,11 +206,12 @@ class MLLA(BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(N, C, H, W)`` images -> one ``(N, C_i, H_i, W_i)`` map per index of ``out_indices`` (stride 4 * 2^i)."""
         self._check_input(x)
-        if use_fast_path(self.attn_impl, x):
+        fast = use_fast_path(self.attn_impl, x)
+        if fast:
             # Channels-last images: the stem's convolutions and BatchNorms then run without layout conversions,
             # and its output turns into (B, H*W, C) tokens as a view.
             x = x.contiguous(memory_format=torch.channels_last)
-        x, hw_shape = self.patch_embed(x)
+        x, hw_shape = self.patch_embed(x, compiled=fast)
         x = self.pos_drop(x)
         outs = []
         for i, stage in enumerate(self.layers):

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .fast_block import run_compiled
 from .layout import image_to_tokens, tokens_to_image
 
 
@@ -45,12 +46,20 @@ class Stem(nn.Module):
             ConvLayer(half, embed_dims * 4, 3, stride=2, padding=1, bias=False),
             ConvLayer(embed_dims * 4, embed_dims, 1, bias=False, act=None))
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        height, width = x.shape[-2:]
-        x = F.pad(x, (0, -width % self.patch_size, 0, -height % self.patch_size))
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutions, on an image whose sides are multiples of the patch size."""
         x = self.conv1(x)
         x = self.conv2(x) + x
-        x = self.conv3(x)
+        return self.conv3(x)
+
+    def forward(self, x: torch.Tensor, compiled: bool = False) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """``compiled``: run the convolutions through :func:`.fast_block.run_compiled` (the fast path)."""
+        height, width = x.shape[-2:]
+        # Padded outside the compiled part: the pad sizes are a modulo of the image size, which torch.compile
+        # with dynamic shapes fails to lower (torch 2.11 and 2.14, training graphs).
+        if height % self.patch_size or width % self.patch_size:
+            x = F.pad(x, (0, -width % self.patch_size, 0, -height % self.patch_size))
+        x = run_compiled(self.convolve, x) if compiled else self.convolve(x)
         return image_to_tokens(x), tuple(x.shape[-2:])
 
 
@@ -71,8 +80,12 @@ class PatchMerging(nn.Module):
             ConvLayer(hidden, hidden, 3, stride=2, padding=1, groups=hidden, norm=False),
             ConvLayer(hidden, out_channels, 1, act=None))
 
-    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int],
+                compiled: bool = False) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """``compiled``: run the convolutions through :func:`.fast_block.run_compiled` (the fast path)."""
         height, width = hw_shape
-        x = F.pad(tokens_to_image(x, hw_shape), (0, width % 2, 0, height % 2))
-        x = self.conv(x)
+        x = tokens_to_image(x, hw_shape)
+        if height % 2 or width % 2:  # outside the compiled part, as in Stem.forward
+            x = F.pad(x, (0, width % 2, 0, height % 2))
+        x = run_compiled(self.conv, x) if compiled else self.conv(x)
         return image_to_tokens(x), tuple(x.shape[-2:])

@@ -8,20 +8,42 @@ compiler sees a black box whose output has the input's shape, and one compiled g
 The operator runs on the channels-last view of the tokens (no copies) in the dtype of its inputs. Autocast is
 applied here, outside the operator, exactly as it would be to ``F.conv2d``: inputs cast to the autocast dtype,
 gradients cast back by autograd.
+
+On CUDA, with Triton installed, the operator runs the kernels of :mod:`.triton_dwconv` (forward, input and weight
+gradients), which stay close to memory bandwidth where cuDNN's depthwise kernels do not; ``MLLA_TRITON_DWCONV=0``
+selects ``F.conv2d`` there too. Elsewhere it is ``F.conv2d``.
 """
+import os
 from typing import Tuple
 
 import torch
 import torch.nn.functional as F
 
+from . import triton_dwconv
 from .layout import image_to_tokens, tokens_to_image
+
+
+def _use_triton(x: torch.Tensor) -> bool:
+    return (triton_dwconv.available() and triton_dwconv.fits(x)
+            and os.environ.get('MLLA_TRITON_DWCONV', '1') != '0')
+
+
+def _dwconv3x3_default(x, weight, bias, height, width):
+    out = F.conv2d(tokens_to_image(x, (height, width)), weight, bias, padding=1, groups=x.shape[-1])
+    return image_to_tokens(out).contiguous()
 
 
 @torch.library.custom_op('mlla_mm::dwconv3x3_tokens', mutates_args=())
 def _dwconv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int,
                width: int) -> torch.Tensor:
-    out = F.conv2d(tokens_to_image(x, (height, width)), weight, bias, padding=1, groups=x.shape[-1])
-    return image_to_tokens(out).contiguous()
+    return _dwconv3x3_default(x, weight, bias, height, width)
+
+
+@_dwconv3x3.register_kernel('cuda')
+def _(x, weight, bias, height, width):
+    if _use_triton(x):
+        return triton_dwconv.dwconv3x3(x, weight, bias, height, width)
+    return _dwconv3x3_default(x, weight, bias, height, width)
 
 
 @_dwconv3x3.register_fake
@@ -29,15 +51,29 @@ def _(x, weight, bias, height, width):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
-@torch.library.custom_op('mlla_mm::dwconv3x3_tokens_backward', mutates_args=())
-def _dwconv3x3_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, height: int,
-                        width: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _dwconv3x3_backward_default(grad, x, weight, height, width):
     channels = x.shape[-1]
     grad_image = tokens_to_image(grad.contiguous(), (height, width))
     grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
         grad_image, tokens_to_image(x, (height, width)), weight, [channels], [1, 1], [1, 1], [1, 1], False, [0, 0],
         channels, [True, True, True])
     return image_to_tokens(grad_x).contiguous(), grad_weight, grad_bias
+
+
+@torch.library.custom_op('mlla_mm::dwconv3x3_tokens_backward', mutates_args=())
+def _dwconv3x3_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, height: int,
+                        width: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _dwconv3x3_backward_default(grad, x, weight, height, width)
+
+
+@_dwconv3x3_backward.register_kernel('cuda')
+def _(grad, x, weight, height, width):
+    if not _use_triton(x):
+        return _dwconv3x3_backward_default(grad, x, weight, height, width)
+    grad = grad.contiguous()
+    grad_x = triton_dwconv.dwconv3x3(grad, weight, None, height, width, mirror=True)
+    grad_weight, grad_bias = triton_dwconv.dwconv3x3_weight_grad(grad, x, height, width)
+    return grad_x, grad_weight.to(weight.dtype), grad_bias.to(weight.dtype)
 
 
 @_dwconv3x3_backward.register_fake

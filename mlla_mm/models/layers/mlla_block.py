@@ -24,6 +24,18 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
+def _grad_to_own_memory(param: torch.Tensor) -> None:
+    """Give a parameter's gradient memory of its own, out of the CUDA graphs' pool.
+
+    Why: a gradient that the graphed backward produced is handed to ``param.grad`` as is, in memory that the next
+    replay of the graphs reuses. Kept across steps, as gradient accumulation does (mmengine's
+    ``accumulative_counts``), the next backward would add to overwritten memory, and torch stops with "accessing
+    tensor output of CUDAGraphs that has been overwritten". One copy per step (about 0.1 GB for MLLA-T) avoids it.
+    """
+    if param.grad is not None and param.grad.is_cuda:
+        param.grad = param.grad.clone()
+
+
 class MLLABlock(nn.Module):
     """One MLLA block on ``(B, H*W, C)`` tokens.
 
@@ -64,6 +76,9 @@ class MLLABlock(nn.Module):
         self.cpe2 = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.norm2 = nn.LayerNorm(embed_dims)
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop=drop)
+        if cuda_graphs and attn_impl != 'plain':
+            for param in self.parameters():
+                param.register_post_accumulate_grad_hook(_grad_to_own_memory)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         if use_fast_path(self.attn_impl, x) and not (self.training and self.mlp.drop.p > 0):

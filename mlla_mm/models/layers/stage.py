@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 
 from .conv_layers import PatchMerging
+from .fast_block import use_fast_path
 from .mlla_block import MLLABlock
 
 
@@ -30,6 +31,7 @@ class MLLAStage(nn.Module):
                  **block_kwargs):
         super().__init__()
         self.with_cp = with_cp
+        self.attn_impl = attn_impl
         self.blocks = nn.ModuleList(
             MLLABlock(embed_dims, num_heads, drop_path=drop_path[i], attn_impl=attn_impl,
                       cuda_graphs=cuda_graphs and not with_cp, **block_kwargs)
@@ -47,5 +49,5 @@ class MLLAStage(nn.Module):
                 x = block(x, hw_shape)
         if self.downsample is None:
             return x, hw_shape, x, hw_shape
-        x_down, down_shape = self.downsample(x, hw_shape)
+        x_down, down_shape = self.downsample(x, hw_shape, compiled=use_fast_path(self.attn_impl, x))
         return x_down, down_shape, x, hw_shape

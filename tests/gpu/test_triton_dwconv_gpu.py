@@ -1,0 +1,67 @@
+"""The Triton depthwise-convolution kernels on a GPU against cuDNN's ``F.conv2d`` (skipped without CUDA/Triton).
+
+Relative errors (max |a - b| / max |b|) against a float64 reference, for both the kernels and ``F.conv2d`` in the
+same dtype: the kernels accumulate in float32, so in float32 they must be within 1e-5, and in half precision no
+worse than twice ``F.conv2d``'s own error plus one rounding step of the dtype.
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mlla_mm.models.layers import triton_dwconv
+from mlla_mm.models.layers.dwconv import dwconv3x3_tokens
+
+pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() and triton_dwconv.available()),
+                                reason='needs CUDA and Triton')
+
+# (batch, H, W, channels): the MLLA-T stage widths at 2x800x1344 and 224x224 sizes, plus odd ones.
+CASES = [(2, 200, 336, 64), (2, 50, 84, 256), (4, 7, 7, 512), (3, 13, 9, 72), (1, 1, 1, 128), (2, 25, 42, 512)]
+EPS = {torch.float32: 1.2e-7, torch.bfloat16: 7.8e-3, torch.float16: 9.8e-4}
+
+
+def reference(x, weight, bias, height, width):
+    b, _, c = x.shape
+    image = x.reshape(b, height, width, c).permute(0, 3, 1, 2)
+    out = F.conv2d(image, weight, bias, padding=1, groups=c)
+    return out.permute(0, 2, 3, 1).reshape(b, height * width, c)
+
+
+def rel(a, b):
+    return ((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16, torch.float16], ids=['fp32', 'bf16', 'fp16'])
+@pytest.mark.parametrize('batch,height,width,channels', CASES)
+def test_triton_dwconv_matches_conv2d(batch, height, width, channels, dtype):
+    torch.manual_seed(batch + height + channels)
+    x64 = torch.randn(batch, height * width, channels, device='cuda', dtype=torch.float64, requires_grad=True)
+    w64 = torch.randn(channels, 1, 3, 3, device='cuda', dtype=torch.float64, requires_grad=True)
+    b64 = torch.randn(channels, device='cuda', dtype=torch.float64, requires_grad=True)
+    out64 = reference(x64, w64, b64, height, width)
+    grad64 = torch.randn_like(out64)
+    want = [out64.detach()] + list(torch.autograd.grad(out64, (x64, w64, b64), grad64))
+
+    def run(impl):
+        x, w, b = (t.detach().to(dtype).requires_grad_(True) for t in (x64, w64, b64))
+        out = impl(x, w, b, height, width)
+        out.backward(grad64.to(dtype))
+        return [out.detach(), x.grad, w.grad, b.grad]
+
+    torch.backends.cudnn.allow_tf32 = False
+    got = run(dwconv3x3_tokens)  # the custom operator, on CUDA the Triton kernels
+    base = run(reference)
+    for name, g, r, w in zip(['out', 'grad_x', 'grad_weight', 'grad_bias'], got, base, want):
+        assert g.dtype == dtype and g.shape == w.shape, name
+        limit = 1e-5 if dtype == torch.float32 else 2 * rel(r, w) + EPS[dtype]
+        assert rel(g, w) <= limit, f'{name}: {rel(g, w):.2e} vs F.conv2d {rel(r, w):.2e}'
+
+
+def test_triton_dwconv_is_what_the_operator_runs(monkeypatch):
+    """On CUDA the operator takes the Triton kernels unless MLLA_TRITON_DWCONV=0 (then cuDNN): the two agree."""
+    x = torch.randn(2, 30 * 20, 64, device='cuda')
+    w, b = torch.randn(64, 1, 3, 3, device='cuda'), torch.randn(64, device='cuda')
+    with_triton = dwconv3x3_tokens(x, w, b, 30, 20)
+    torch.testing.assert_close(with_triton, triton_dwconv.dwconv3x3(x, w, b, 30, 20), rtol=0, atol=0)
+    monkeypatch.setenv('MLLA_TRITON_DWCONV', '0')
+    torch.backends.cudnn.allow_tf32 = False
+    torch.testing.assert_close(dwconv3x3_tokens(x, w, b, 30, 20), with_triton, rtol=1e-5, atol=1e-5)

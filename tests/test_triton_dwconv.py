@@ -1,0 +1,79 @@
+"""The Triton depthwise-convolution kernels (mlla_mm/models/layers/triton_dwconv.py) against ``F.conv2d``.
+
+On a machine without a GPU the kernels run in Triton's interpreter (``TRITON_INTERPRET=1``), which executes the
+same kernel code on the CPU. The interpreter is chosen when the kernels are defined, so the comparisons run in a
+child process and report their errors back as JSON. tests/gpu checks the same kernels compiled for a GPU.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from mlla_mm.models.layers import triton_dwconv
+
+pytestmark = pytest.mark.skipif(not triton_dwconv.available(), reason='needs Triton')
+
+# (batch, H, W, channels): odd, non-square and one-pixel images, images wider and taller than one strip of the
+# kernels (16 columns, 8 rows); channel counts below, at and across the kernels'
+# channel block (64), so the masks on both tile axes are exercised.
+CASES = [(2, 5, 7, 8), (1, 1, 1, 4), (3, 4, 3, 72), (1, 9, 2, 130), (2, 6, 11, 64), (1, 19, 35, 8)]
+
+CHILD = textwrap.dedent('''
+    import json, sys
+    import torch
+    import torch.nn.functional as F
+    from mlla_mm.models.layers import triton_dwconv
+
+    results = []
+    for batch, height, width, channels in json.loads(sys.argv[1]):
+        torch.manual_seed(batch * 100 + height * 10 + width)
+        x = torch.randn(batch, height * width, channels, dtype=torch.float64, requires_grad=True)
+        weight = torch.randn(channels, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+        bias = torch.randn(channels, dtype=torch.float64, requires_grad=True)
+        image = x.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
+        ref = F.conv2d(image, weight, bias, padding=1, groups=channels)
+        ref = ref.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+        grad = torch.randn_like(ref)
+        ref_grads = torch.autograd.grad(ref, (x, weight, bias), grad)
+        x32, w32, b32, g32 = (t.detach().float() for t in (x, weight, bias, grad))
+        out = triton_dwconv.dwconv3x3(x32, w32, b32, height, width)
+        grad_x = triton_dwconv.dwconv3x3(g32, w32, None, height, width, mirror=True)
+        grad_w, grad_b = triton_dwconv.dwconv3x3_weight_grad(g32, x32, height, width)
+        errors = {}
+        for name, got, want in [('out', out, ref), ('grad_x', grad_x, ref_grads[0]),
+                                ('grad_weight', grad_w, ref_grads[1]), ('grad_bias', grad_b, ref_grads[2])]:
+            errors[name] = {'shape': list(got.shape) == list(want.shape), 'dtype': str(got.dtype),
+                            'err': ((got.double() - want).abs().max() / want.abs().max()).item()}
+        results.append(errors)
+    print(json.dumps(results))
+''')
+
+
+@pytest.fixture(scope='module')
+def interpreter_results():
+    env = {**os.environ, 'TRITON_INTERPRET': '1'}
+    done = subprocess.run([sys.executable, '-c', CHILD, json.dumps(CASES)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize('index', range(len(CASES)), ids=[str(c) for c in CASES])
+def test_kernels_match_conv2d(interpreter_results, index):
+    """Output, input gradient, weight and bias gradients within float32 accumulation error of float64 conv2d."""
+    for name, result in interpreter_results[index].items():
+        assert result['shape'], f'{name}: wrong shape'
+        assert result['dtype'] == 'torch.float32', f'{name}: {result["dtype"]}'
+        assert result['err'] < 1e-5, f'{name}: relative error {result["err"]:.2e}'
+
+
+def test_bad_shapes_name_the_problem():
+    x = torch.zeros(2, 12, 8)
+    with pytest.raises(ValueError, match=r'H\*W = 3\*5'):
+        triton_dwconv.dwconv3x3(x, torch.zeros(8, 1, 3, 3), None, 3, 5)
+    with pytest.raises(ValueError, match=r'weight must be \(8, 1, 3, 3\)'):
+        triton_dwconv.dwconv3x3(x, torch.zeros(8, 1, 5, 5), None, 3, 4)
