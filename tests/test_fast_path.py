@@ -163,7 +163,8 @@ def test_dwconv_operator_gradients_and_autocast():
     weight = torch.randn(8, 1, 3, 3, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(8, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda *t: dwconv3x3_tokens(*t, 5, 7), (x, weight, bias))
-    torch.library.opcheck(torch.ops.mlla_mm.dwconv3x3_tokens, (x, weight, bias, 5, 7))
+    torch.library.opcheck(torch.ops.mlla_mm.dwconv3x3_tokens, (x, weight, bias, 5, 7, False))
+    torch.library.opcheck(torch.ops.mlla_mm.dwconv3x3_tokens, (x, weight, bias, 5, 7, True))  # CPU: conv2d too
     image = x.detach().view(2, 5, 7, 8).permute(0, 3, 1, 2)
     expected = torch.nn.functional.conv2d(image, weight.detach(), bias.detach(), padding=1, groups=8)
     torch.testing.assert_close(dwconv3x3_tokens(x, weight, bias, 5, 7).detach(),
@@ -217,3 +218,49 @@ def test_one_compiled_graph_serves_every_stage_width(monkeypatch):
     assert len(graphs) == 2, f'{len(graphs)} graphs (forward + backward expected once for all widths)'
     torch._dynamo.reset()
 
+
+
+def test_fast_kernel_options_reach_their_modules_and_keep_the_cpu_result():
+    """``triton_dwconv`` / ``compile_convs`` select CUDA implementations only: every block and stage gets them,
+    and on the CPU the backbone's output stays bit for bit that of the default."""
+    arch = dict(embed_dims=32, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8])
+    torch.manual_seed(0)
+    default = MLLA(arch, attn_impl='fast').eval()
+    options = MLLA(arch, attn_impl='fast', triton_dwconv=True, compile_convs=True).eval()
+    options.load_state_dict(default.state_dict())
+    assert all(block.triton_dwconv for stage in options.layers for block in stage.blocks)
+    assert not any(block.triton_dwconv for stage in default.layers for block in stage.blocks)
+    assert all(stage.compile_convs for stage in options.layers) and options.compile_convs
+    x = torch.randn(1, 3, 70, 90)
+    with torch.no_grad():
+        for a, b in zip(default(x), options(x)):
+            assert torch.equal(a, b)
+
+
+def test_gradients_accumulate_over_steps_on_the_fast_path():
+    """Two backward passes without zero_grad (gradient accumulation): the fast path's guard that copies held
+    gradients before a step (for CUDA graphs) must leave the sums as the plain path's."""
+    arch = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
+    torch.manual_seed(0)
+    plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).train()
+    fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0.).train()
+    fast.load_state_dict(plain.state_dict())
+    inputs = [torch.randn(2, 3, 48, 64) for _ in range(2)]
+
+    def loss(model, step):  # a fixed random projection of the outputs (their LayerNorms leave a mean square flat)
+        generator = torch.Generator().manual_seed(step)
+        return sum((o * torch.randn(o.shape, generator=generator)).sum() for o in model(inputs[step]))
+
+    for model in (plain, fast):
+        for step in range(2):
+            loss(model, step).backward()
+    largest = max(p.grad.norm() for p in plain.parameters())
+    for (name, p), f in zip(plain.named_parameters(), fast.parameters()):
+        if p.grad.norm() < 1e-5 * largest:  # a conv bias right before a BatchNorm: zero up to rounding
+            continue
+        assert ((f.grad - p.grad).norm() / p.grad.norm()) < 1e-4, name
+    single = MLLA(arch, attn_impl='fast', drop_path_rate=0.).train()
+    single.load_state_dict(plain.state_dict())
+    loss(single, 0).backward()
+    once, twice = single.layers[0].blocks[0].attn.qk.weight.grad, fast.layers[0].blocks[0].attn.qk.weight.grad
+    assert (twice - once).norm() > 0.1 * once.norm()  # the second step did add to the first

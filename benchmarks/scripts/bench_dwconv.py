@@ -4,8 +4,8 @@
 
 Each piece (forward; backward = input and weight/bias gradients) is captured in a CUDA graph and replayed, so the
 times are GPU time without Python's launch overhead (which the fast path's CUDA graphs remove too). cuDNN runs on
-the channels-last view of the tokens, as the fast path's operator does with MLLA_TRITON_DWCONV=0. ``--sweep``
-also tries other tile sizes of the Triton kernels.
+the channels-last view of the tokens, as the fast path's operator does by default (MLLA ``triton_dwconv=False``).
+``--sweep`` also tries other tile sizes of the Triton kernels.
 """
 import argparse
 import os
@@ -13,7 +13,6 @@ import statistics
 import sys
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.getcwd())
 from mlla_mm.models.layers import dwconv, triton_dwconv  # noqa: E402

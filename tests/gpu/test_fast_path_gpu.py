@@ -129,8 +129,8 @@ def train_step(model, x, dtype, seed):
     return [o.detach().double() for o in outs] + grads
 
 
-@pytest.mark.parametrize('frozen_stages', [-1, 1])
-def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages):
+@pytest.mark.parametrize('frozen_stages,kernels', [(-1, False), (1, False), (-1, True)])
+def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernels):
     """bf16 train steps through CUDA graphs: inputs of two shapes, each seen twice, so the graphs are recorded,
     then replayed.
 
@@ -145,7 +145,8 @@ def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages):
     arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0., frozen_stages=frozen_stages).cuda().train()
-    fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0., frozen_stages=frozen_stages)
+    fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0., frozen_stages=frozen_stages,
+                triton_dwconv=kernels, compile_convs=kernels)
     fast = fast.cuda().train()
     fast.load_state_dict(plain.state_dict())
     reference = copy.deepcopy(plain).double()
@@ -173,12 +174,12 @@ def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages):
 
 
 def test_compiled_stem_and_merging_keep_batchnorm_statistics():
-    """On the fast path the stem and patch merging run compiled: one train step must move every BatchNorm's
+    """With ``compile_convs`` the stem and patch merging run compiled: one train step must move every BatchNorm's
     running statistics as the plain path does (and count the batch), and eval mode must then use them."""
     arch = dict(embed_dims=64, depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().train()
-    fast = MLLA(arch, attn_impl='fast', drop_path_rate=0.).cuda().train()
+    fast = MLLA(arch, attn_impl='fast', drop_path_rate=0., compile_convs=True).cuda().train()
     fast.load_state_dict(plain.state_dict())
     x = torch.randn(2, 3, 97, 130, device='cuda') * 2 + 0.5
     for model in (plain, fast):

@@ -32,7 +32,8 @@ def rel(a, b):
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16, torch.float16], ids=['fp32', 'bf16', 'fp16'])
 @pytest.mark.parametrize('batch,height,width,channels', CASES)
-def test_triton_dwconv_matches_conv2d(batch, height, width, channels, dtype):
+def test_triton_dwconv_matches_conv2d(batch, height, width, channels, dtype, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
     torch.manual_seed(batch + height + channels)
     x64 = torch.randn(batch, height * width, channels, device='cuda', dtype=torch.float64, requires_grad=True)
     w64 = torch.randn(channels, 1, 3, 3, device='cuda', dtype=torch.float64, requires_grad=True)
@@ -47,8 +48,7 @@ def test_triton_dwconv_matches_conv2d(batch, height, width, channels, dtype):
         out.backward(grad64.to(dtype))
         return [out.detach(), x.grad, w.grad, b.grad]
 
-    torch.backends.cudnn.allow_tf32 = False
-    got = run(dwconv3x3_tokens)  # the custom operator, on CUDA the Triton kernels
+    got = run(lambda *args: dwconv3x3_tokens(*args, use_triton=True))  # the custom operator, Triton kernels
     base = run(reference)
     for name, g, r, w in zip(['out', 'grad_x', 'grad_weight', 'grad_bias'], got, base, want):
         assert g.dtype == dtype and g.shape == w.shape, name
@@ -56,12 +56,11 @@ def test_triton_dwconv_matches_conv2d(batch, height, width, channels, dtype):
         assert rel(g, w) <= limit, f'{name}: {rel(g, w):.2e} vs F.conv2d {rel(r, w):.2e}'
 
 
-def test_triton_dwconv_is_what_the_operator_runs(monkeypatch):
-    """On CUDA the operator takes the Triton kernels unless MLLA_TRITON_DWCONV=0 (then cuDNN): the two agree."""
+def test_operator_runs_triton_only_when_asked(monkeypatch):
+    """``use_triton=True`` runs the Triton kernels (the same numbers bit for bit); False runs cuDNN: the two agree."""
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
     x = torch.randn(2, 30 * 20, 64, device='cuda')
     w, b = torch.randn(64, 1, 3, 3, device='cuda'), torch.randn(64, device='cuda')
-    with_triton = dwconv3x3_tokens(x, w, b, 30, 20)
+    with_triton = dwconv3x3_tokens(x, w, b, 30, 20, use_triton=True)
     torch.testing.assert_close(with_triton, triton_dwconv.dwconv3x3(x, w, b, 30, 20), rtol=0, atol=0)
-    monkeypatch.setenv('MLLA_TRITON_DWCONV', '0')
-    torch.backends.cudnn.allow_tf32 = False
     torch.testing.assert_close(dwconv3x3_tokens(x, w, b, 30, 20), with_triton, rtol=1e-5, atol=1e-5)

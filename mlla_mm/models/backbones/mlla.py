@@ -49,7 +49,15 @@ class MLLA(BaseModule):
             so their BatchNorms and convolutions need no layout conversions.
         cuda_graphs (bool): On the fast path, replay each block's compiled kernels as CUDA graphs (recorded once
             per input shape), which removes the kernel-launch overhead that otherwise dominates on a GPU. Not
-            combined with ``with_cp``. Defaults to True.
+            combined with ``with_cp``. Gradient accumulation over steps (no ``zero_grad`` in between, as
+            mmengine's ``accumulative_counts`` does) is supported: see :meth:`forward`. Defaults to True.
+        triton_dwconv (bool): On the fast path, run the blocks' 3x3 depthwise convolutions through this project's
+            Triton kernels (:mod:`mlla_mm.models.layers.triton_dwconv`) instead of cuDNN: 2-3x less GPU time per
+            convolution on an H100 (benchmarks/scripts/bench_dwconv.py). Off by default until a training step
+            with it is measured faster (README, Speed). Defaults to False.
+        compile_convs (bool): On the fast path, run the convolutions of the stem and the patch merging through
+            ``torch.compile`` (their BatchNorms and activations fuse). Off by default, as ``triton_dwconv``.
+            Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
@@ -75,6 +83,8 @@ class MLLA(BaseModule):
                  with_cp: bool = False,
                  attn_impl: str = 'auto',
                  cuda_graphs: bool = True,
+                 triton_dwconv: bool = False,
+                 compile_convs: bool = False,
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -94,6 +104,8 @@ class MLLA(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.attn_impl = check_attn_impl(attn_impl)
+        self.cuda_graphs = cuda_graphs
+        self.compile_convs = compile_convs
 
         self.patch_embed = Stem(in_channels, embed_dims, patch_size)
         self.pos_drop = nn.Dropout(drop_rate)
@@ -104,7 +116,7 @@ class MLLA(BaseModule):
             self.layers.append(
                 MLLAStage(dims, depth, heads, drop_path=block_drop_paths[first:first + depth],
                           downsample=i < self.num_stages - 1, with_cp=with_cp, attn_impl=attn_impl,
-                          cuda_graphs=cuda_graphs,
+                          cuda_graphs=cuda_graphs, triton_dwconv=triton_dwconv, compile_convs=compile_convs,
                           mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate))
         for i in self.out_indices:  # one LayerNorm per returned feature map, named as in the official code
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
@@ -203,15 +215,30 @@ class MLLA(BaseModule):
         if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
             raise ValueError(f'MLLA got an empty input of shape {tuple(x.shape)}')
 
+    def _move_accumulated_grads_out_of_graphs(self):
+        """Copy gradients still held from the last backward into memory of their own, before the graphs run.
+
+        Why: with CUDA graphs, the blocks' parameter gradients are handed to ``param.grad`` in the graphs' memory
+        pool, which the next replay reuses. A train step normally drops them first (``zero_grad``, as mmengine's
+        optimizer wrapper does), and this costs nothing. Accumulating over steps keeps them, and the next backward
+        would add to overwritten memory (torch stops with "accessing tensor output of CUDAGraphs that has been
+        overwritten"); copied here, before any replay of this step, they stay valid.
+        """
+        for param in self.parameters():
+            if param.grad is not None:
+                param.grad = param.grad.clone()
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(N, C, H, W)`` images -> one ``(N, C_i, H_i, W_i)`` map per index of ``out_indices`` (stride 4 * 2^i)."""
         self._check_input(x)
         fast = use_fast_path(self.attn_impl, x)
         if fast:
+            if self.cuda_graphs and self.training and torch.is_grad_enabled():
+                self._move_accumulated_grads_out_of_graphs()
             # Channels-last images: the stem's convolutions and BatchNorms then run without layout conversions,
             # and its output turns into (B, H*W, C) tokens as a view.
             x = x.contiguous(memory_format=torch.channels_last)
-        x, hw_shape = self.patch_embed(x, compiled=fast)
+        x, hw_shape = self.patch_embed(x, compiled=fast and self.compile_convs)
         x = self.pos_drop(x)
         outs = []
         for i, stage in enumerate(self.layers):

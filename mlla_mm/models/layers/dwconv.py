@@ -9,11 +9,10 @@ The operator runs on the channels-last view of the tokens (no copies) in the dty
 applied here, outside the operator, exactly as it would be to ``F.conv2d``: inputs cast to the autocast dtype,
 gradients cast back by autograd.
 
-On CUDA, with Triton installed, the operator runs the kernels of :mod:`.triton_dwconv` (forward, input and weight
-gradients), which stay close to memory bandwidth where cuDNN's depthwise kernels do not; ``MLLA_TRITON_DWCONV=0``
-selects ``F.conv2d`` there too. Elsewhere it is ``F.conv2d``.
+With ``use_triton`` (and Triton installed), the operator runs the kernels of :mod:`.triton_dwconv` on CUDA
+(forward, input and weight gradients), which stay close to memory bandwidth where cuDNN's depthwise kernels do
+not. Otherwise, and on the CPU, it is ``F.conv2d``.
 """
-import os
 from typing import Tuple
 
 import torch
@@ -23,9 +22,8 @@ from . import triton_dwconv
 from .layout import image_to_tokens, tokens_to_image
 
 
-def _use_triton(x: torch.Tensor) -> bool:
-    return (triton_dwconv.available() and triton_dwconv.fits(x)
-            and os.environ.get('MLLA_TRITON_DWCONV', '1') != '0')
+def _triton_for(x: torch.Tensor, use_triton: bool) -> bool:
+    return use_triton and triton_dwconv.available() and triton_dwconv.fits(x)
 
 
 def _dwconv3x3_default(x, weight, bias, height, width):
@@ -34,20 +32,20 @@ def _dwconv3x3_default(x, weight, bias, height, width):
 
 
 @torch.library.custom_op('mlla_mm::dwconv3x3_tokens', mutates_args=())
-def _dwconv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int,
-               width: int) -> torch.Tensor:
+def _dwconv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int, width: int,
+               use_triton: bool) -> torch.Tensor:
     return _dwconv3x3_default(x, weight, bias, height, width)
 
 
 @_dwconv3x3.register_kernel('cuda')
-def _(x, weight, bias, height, width):
-    if _use_triton(x):
+def _(x, weight, bias, height, width, use_triton):
+    if _triton_for(x, use_triton):
         return triton_dwconv.dwconv3x3(x, weight, bias, height, width)
     return _dwconv3x3_default(x, weight, bias, height, width)
 
 
 @_dwconv3x3.register_fake
-def _(x, weight, bias, height, width):
+def _(x, weight, bias, height, width, use_triton):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
@@ -61,14 +59,14 @@ def _dwconv3x3_backward_default(grad, x, weight, height, width):
 
 
 @torch.library.custom_op('mlla_mm::dwconv3x3_tokens_backward', mutates_args=())
-def _dwconv3x3_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, height: int,
-                        width: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _dwconv3x3_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, height: int, width: int,
+                        use_triton: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return _dwconv3x3_backward_default(grad, x, weight, height, width)
 
 
 @_dwconv3x3_backward.register_kernel('cuda')
-def _(grad, x, weight, height, width):
-    if not _use_triton(x):
+def _(grad, x, weight, height, width, use_triton):
+    if not _triton_for(x, use_triton):
         return _dwconv3x3_backward_default(grad, x, weight, height, width)
     grad = grad.contiguous()
     grad_x = triton_dwconv.dwconv3x3(grad, weight, None, height, width, mirror=True)
@@ -77,31 +75,33 @@ def _(grad, x, weight, height, width):
 
 
 @_dwconv3x3_backward.register_fake
-def _(grad, x, weight, height, width):
+def _(grad, x, weight, height, width, use_triton):
     return (torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(weight),
             weight.new_empty(weight.shape[0]))
 
 
 def _setup_context(ctx, inputs, output):
-    x, weight, _, height, width = inputs
+    x, weight, _, height, width, use_triton = inputs
     ctx.save_for_backward(x, weight)
     ctx.hw_shape = (height, width)
+    ctx.use_triton = use_triton
 
 
 def _backward(ctx, grad):
     x, weight = ctx.saved_tensors
-    grad_x, grad_weight, grad_bias = _dwconv3x3_backward(grad, x, weight, *ctx.hw_shape)
-    return grad_x, grad_weight, grad_bias, None, None
+    grad_x, grad_weight, grad_bias = _dwconv3x3_backward(grad, x, weight, *ctx.hw_shape, ctx.use_triton)
+    return grad_x, grad_weight, grad_bias, None, None, None
 
 
 _dwconv3x3.register_autograd(_backward, setup_context=_setup_context)
 
 
-def dwconv3x3_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int,
-                     width: int) -> torch.Tensor:
+def dwconv3x3_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int, width: int,
+                     use_triton: bool = False) -> torch.Tensor:
     """3x3 depthwise convolution (padding 1, ``weight`` ``(C, 1, 3, 3)``) of ``(B, H*W, C)`` tokens -> same shape.
 
-    Under autocast the inputs are cast to its dtype first, as autocast casts the inputs of ``F.conv2d``.
+    ``use_triton``: on CUDA, this project's Triton kernels instead of cuDNN. Under autocast the inputs are cast to
+    its dtype first, as autocast casts the inputs of ``F.conv2d``.
     """
     device = x.device.type
     if torch.is_autocast_enabled(device):
@@ -109,4 +109,4 @@ def dwconv3x3_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
         x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
     else:
         weight, bias = weight.to(x.dtype), bias.to(x.dtype)
-    return _dwconv3x3(x.contiguous(), weight, bias, height, width)
+    return _dwconv3x3(x.contiguous(), weight, bias, height, width, use_triton)

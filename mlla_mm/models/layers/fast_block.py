@@ -76,8 +76,8 @@ def _apply_rope_qk(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> to
 
 # ---------------------------------------------------------------------------------------------------- pieces
 def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_weight: torch.Tensor,
-                          qk_bias: Optional[torch.Tensor], lepe_weight: torch.Tensor,
-                          lepe_bias: torch.Tensor) -> torch.Tensor:
+                          qk_bias: Optional[torch.Tensor], lepe_weight: torch.Tensor, lepe_bias: torch.Tensor,
+                          triton_dwconv: bool = False) -> torch.Tensor:
     """The computation of :class:`~.linear_attention.LinearAttention` on ``(B, N, C)`` tokens."""
     b, n, c = x.shape
     head_dims = c // num_heads
@@ -105,7 +105,7 @@ def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_wei
     q_rope = (q_rope.view(b, num_heads, n, head_dims) * normaliser.permute(0, 2, 1, 3)).to(dtype)
     out = torch.matmul(q_rope.view(b * num_heads, n, head_dims), kv)  # (B * heads, N, d)
     out = out.view(b, num_heads, n, head_dims).transpose(1, 2).reshape(b, n, c)
-    return out + dwconv3x3_tokens(v, lepe_weight, lepe_bias, height, width)
+    return out + dwconv3x3_tokens(v, lepe_weight, lepe_bias, height, width, triton_dwconv)
 
 
 def _layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
@@ -130,22 +130,24 @@ def mlla_block_fast(x: torch.Tensor, height, width, num_heads: int,
                     qk_w, qk_b, lepe_w, lepe_b, out_w, out_b,
                     cpe2_w, cpe2_b, norm2_w, norm2_b, norm2_eps: float,
                     fc1_w, fc1_b, fc2_w, fc2_b,
-                    mask1: Optional[torch.Tensor] = None, mask2: Optional[torch.Tensor] = None) -> torch.Tensor:
+                    mask1: Optional[torch.Tensor] = None, mask2: Optional[torch.Tensor] = None,
+                    triton_dwconv: bool = False) -> torch.Tensor:
     """The computation of :class:`~.mlla_block.MLLABlock` (no dropout) as one pure function.
 
     ``mask1`` / ``mask2``: per-sample ``(B, 1, 1)`` stochastic-depth factors of the two residual branches, or None.
+    ``triton_dwconv``: the depthwise convolutions through this project's Triton kernels on CUDA (:mod:`.dwconv`).
     """
-    x = x + dwconv3x3_tokens(x, cpe1_w, cpe1_b, height, width)
+    x = x + dwconv3x3_tokens(x, cpe1_w, cpe1_b, height, width, triton_dwconv)
     shortcut = x
     y = _layer_norm(x, norm1_w, norm1_b, norm1_eps)
     gate = F.silu(F.linear(y, act_w, act_b))
     y = F.linear(y, in_w, in_b)
-    y = F.silu(dwconv3x3_tokens(y, dwc_w, dwc_b, height, width))
-    y = linear_attention_fast(y, height, width, num_heads, qk_w, qk_b, lepe_w, lepe_b)
+    y = F.silu(dwconv3x3_tokens(y, dwc_w, dwc_b, height, width, triton_dwconv))
+    y = linear_attention_fast(y, height, width, num_heads, qk_w, qk_b, lepe_w, lepe_b, triton_dwconv)
     y = F.linear(y * gate, out_w, out_b)
     x = shortcut + _drop_path(y, mask1)
 
-    x = x + dwconv3x3_tokens(x, cpe2_w, cpe2_b, height, width)
+    x = x + dwconv3x3_tokens(x, cpe2_w, cpe2_b, height, width, triton_dwconv)
     y = _layer_norm(x, norm2_w, norm2_b, norm2_eps)
     y = F.linear(F.gelu(F.linear(y, fc1_w, fc1_b)), fc2_w, fc2_b)
     return x + _drop_path(y, mask2)
@@ -213,17 +215,17 @@ def _call(fn, *args):
 
 
 def run_compiled(fn, *args):
-    """``fn(*args)`` compiled on CUDA: the convolutions of the stem and of the patch merging on the fast path.
+    """``fn(*args)`` compiled on CUDA: the convolutions of the stem and of the patch merging, with ``MLLA``'s
+    ``compile_convs``.
 
     Why: their BatchNorms, ReLUs and the stem's residual run in eager mode as separate memory-bound kernels over
     the largest tensors of the network (the stem works at strides 2 and 4); measured on an H100, eager BatchNorm
-    took 6.2 ms of a 2x800x1344 bf16 train step's 36.6 ms of GPU time. Compiled, Inductor fuses each BatchNorm's
-    statistics, normalisation and activation (and their backward) into few kernels; the convolutions stay cuDNN's.
-    Without CUDA graphs: these are a few dozen kernels per step, and their BatchNorm buffers change in place.
-    ``MLLA_FAST_CONVS=0`` runs them eagerly; a compiler failure warns once and does the same.
+    took 6.2 ms of a 2x800x1344 bf16 train step's 36.6 ms of GPU time (before CUDA graphs). Compiled, Inductor
+    fuses each BatchNorm's statistics, normalisation and activation (and their backward) into few kernels; the
+    convolutions stay cuDNN's. Without CUDA graphs: these are a few dozen kernels per step, and their BatchNorm
+    buffers change in place. A compiler failure warns once and runs them eagerly from then on.
     """
-    if not (args[0].is_cuda and _compile_enabled() and 'convs' not in _failed
-            and os.environ.get('MLLA_FAST_CONVS', '1') != '0'):
+    if not (args[0].is_cuda and _compile_enabled() and 'convs' not in _failed):
         return fn(*args)
     if 'convs' not in _compiled:
         _allow_recompiles()

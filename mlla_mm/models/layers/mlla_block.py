@@ -24,18 +24,6 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
-def _grad_to_own_memory(param: torch.Tensor) -> None:
-    """Give a parameter's gradient memory of its own, out of the CUDA graphs' pool.
-
-    Why: a gradient that the graphed backward produced is handed to ``param.grad`` as is, in memory that the next
-    replay of the graphs reuses. Kept across steps, as gradient accumulation does (mmengine's
-    ``accumulative_counts``), the next backward would add to overwritten memory, and torch stops with "accessing
-    tensor output of CUDAGraphs that has been overwritten". One copy per step (about 0.1 GB for MLLA-T) avoids it.
-    """
-    if param.grad is not None and param.grad.is_cuda:
-        param.grad = param.grad.clone()
-
-
 class MLLABlock(nn.Module):
     """One MLLA block on ``(B, H*W, C)`` tokens.
 
@@ -55,15 +43,20 @@ class MLLABlock(nn.Module):
             computation as one function (:mod:`.fast_block`), compiled with ``torch.compile`` on CUDA; ``'auto'``:
             fast for CUDA tensors, plain otherwise. The parameters are the same either way. Defaults to ``'plain'``.
         cuda_graphs (bool): On the fast path, replay the compiled kernels as CUDA graphs (torch.compile's
-            ``'reduce-overhead'`` mode). Defaults to False.
+            ``'reduce-overhead'`` mode). Its parameter gradients then live in the graphs' memory until the next
+            step: accumulating them over steps needs :meth:`MLLA.forward`'s guard. Defaults to False.
+        triton_dwconv (bool): On the fast path, the depthwise convolutions through this project's Triton kernels
+            (:mod:`.triton_dwconv`) on CUDA instead of cuDNN. Defaults to False.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4., qkv_bias: bool = True,
-                 drop: float = 0., drop_path: float = 0., attn_impl: str = 'plain', cuda_graphs: bool = False):
+                 drop: float = 0., drop_path: float = 0., attn_impl: str = 'plain', cuda_graphs: bool = False,
+                 triton_dwconv: bool = False):
         super().__init__()
         self.embed_dims = embed_dims
         self.attn_impl = check_attn_impl(attn_impl)
         self.cuda_graphs = cuda_graphs
+        self.triton_dwconv = triton_dwconv
         self.cpe1 = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.norm1 = nn.LayerNorm(embed_dims)
         self.in_proj = nn.Linear(embed_dims, embed_dims)
@@ -76,9 +69,6 @@ class MLLABlock(nn.Module):
         self.cpe2 = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.norm2 = nn.LayerNorm(embed_dims)
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop=drop)
-        if cuda_graphs and attn_impl != 'plain':
-            for param in self.parameters():
-                param.register_post_accumulate_grad_hook(_grad_to_own_memory)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         if use_fast_path(self.attn_impl, x) and not (self.training and self.mlp.drop.p > 0):
@@ -107,7 +97,7 @@ class MLLABlock(nn.Module):
         """The block through :func:`.fast_block.mlla_block_fast` (same parameters, same result)."""
         return run_block_fast(x.contiguous(), hw_shape[0], hw_shape[1], self.attn.num_heads, *self.fast_arguments(),
                               mask1=self._drop_path_mask(x), mask2=self._drop_path_mask(x),
-                              cuda_graphs=self.cuda_graphs)
+                              triton_dwconv=self.triton_dwconv, cuda_graphs=self.cuda_graphs)
 
     def forward_plain(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """The reference computation, module by module."""

@@ -23,18 +23,22 @@ class MLLAStage(nn.Module):
         attn_impl (str): ``'auto'``, ``'plain'`` or ``'fast'``, see :class:`MLLABlock`. Defaults to ``'plain'``.
         cuda_graphs (bool): CUDA graphs on the fast path, see :class:`MLLABlock`; not combined with ``with_cp``
             (recomputing a block inside backward would record graphs inside a graph's backward). Defaults to False.
+        triton_dwconv (bool): Triton depthwise convolutions on the fast path, see :class:`MLLABlock`.
+        compile_convs (bool): On the fast path, run the patch merging's convolutions compiled
+            (:func:`.fast_block.run_compiled`). Defaults to False.
         **block_kwargs: ``mlp_ratio``, ``qkv_bias``, ``drop`` of :class:`MLLABlock`.
     """
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, drop_path: Sequence[float],
                  downsample: bool, with_cp: bool = False, attn_impl: str = 'plain', cuda_graphs: bool = False,
-                 **block_kwargs):
+                 triton_dwconv: bool = False, compile_convs: bool = False, **block_kwargs):
         super().__init__()
         self.with_cp = with_cp
         self.attn_impl = attn_impl
+        self.compile_convs = compile_convs
         self.blocks = nn.ModuleList(
             MLLABlock(embed_dims, num_heads, drop_path=drop_path[i], attn_impl=attn_impl,
-                      cuda_graphs=cuda_graphs and not with_cp, **block_kwargs)
+                      cuda_graphs=cuda_graphs and not with_cp, triton_dwconv=triton_dwconv, **block_kwargs)
             for i in range(depth))
         self.downsample: Optional[PatchMerging] = PatchMerging(embed_dims) if downsample else None
 
@@ -49,5 +53,6 @@ class MLLAStage(nn.Module):
                 x = block(x, hw_shape)
         if self.downsample is None:
             return x, hw_shape, x, hw_shape
-        x_down, down_shape = self.downsample(x, hw_shape, compiled=use_fast_path(self.attn_impl, x))
+        compiled = self.compile_convs and use_fast_path(self.attn_impl, x)
+        x_down, down_shape = self.downsample(x, hw_shape, compiled=compiled)
         return x_down, down_shape, x, hw_shape
