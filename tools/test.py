@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # this checkout's mlla_mm, also uninstalled
 
-from mlla_mm.apis import build_runner, load_config, prepare_test_config  # noqa: E402
+from mlla_mm.apis import build_runner, exit_distributed_run, load_config, prepare_test_config  # noqa: E402
 from mlla_mm.apis.cli import add_common_options, parse_with_local_rank  # noqa: E402
 
 
@@ -47,3 +47,4 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
+    exit_distributed_run()

@@ -24,6 +24,7 @@ import copy
 import os
 import os.path as osp
 import subprocess
+import sys
 from datetime import timedelta
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
@@ -486,6 +487,24 @@ class _PipelineWithFileNames:
 
     def __repr__(self):
         return repr(self.pipeline)
+
+
+def exit_distributed_run() -> None:
+    """End the process of a finished distributed run here, before the interpreter's and C++'s teardown.
+
+    Why: a gloo process (CPU training) that has finished its run (checkpoint written, logs and visualizer closed
+    by mmengine's LoggerHook) can still abort while C++ destroys its static objects ("terminate called without
+    an active exception", SIGABRT, with no Python frame left), and torchrun then reports the whole run as failed.
+    Measured here on two CPU processes training the demo: 1 run in 4 to 1 in 10, with or without
+    ``destroy_process_group``. Single-process runs return normally and never reach the hard exit.
+    """
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _leaves(dataset) -> List:
