@@ -264,3 +264,19 @@ def test_gradients_accumulate_over_steps_on_the_fast_path():
     loss(single, 0).backward()
     once, twice = single.layers[0].blocks[0].attn.qk.weight.grad, fast.layers[0].blocks[0].attn.qk.weight.grad
     assert (twice - once).norm() > 0.1 * once.norm()  # the second step did add to the first
+
+
+def test_compiler_failure_steps_down_or_raises(monkeypatch):
+    """A failed torch.compile is remembered and warned about once, with the error's first line; under
+    MLLA_FAST_STRICT=1, and for out-of-memory errors, it is raised instead."""
+    monkeypatch.setattr(fast_block, '_failed', set())
+    monkeypatch.delenv('MLLA_FAST_STRICT', raising=False)
+    with pytest.warns(UserWarning, match=r'failed on the stem \(RuntimeError: first line\); from now on eager'):
+        fast_block._step_down(RuntimeError('first line\nsecond'), 'convs', ' on the stem', 'eager')
+    assert fast_block._failed == {'convs'}
+    with pytest.raises(torch.OutOfMemoryError):
+        fast_block._step_down(torch.OutOfMemoryError('no memory'), 'graphs', '', 'x')
+    monkeypatch.setenv('MLLA_FAST_STRICT', '1')
+    with pytest.raises(RuntimeError, match='boom'):
+        fast_block._step_down(RuntimeError('boom'), 'compile', '', 'x')
+    assert fast_block._failed == {'convs'}

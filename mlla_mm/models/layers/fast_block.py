@@ -174,6 +174,17 @@ def _announce_compile(dynamic_weights: bool) -> None:
               'compiling)', logger='current')
 
 
+def _step_down(error: Exception, step: str, where: str, from_now_on: str) -> None:
+    """After ``torch.compile`` failed: re-raise what must not be hidden (out of memory, or ``MLLA_FAST_STRICT=1``);
+    otherwise record ``step`` in :data:`_failed`, so it is not tried again in this process, and warn once."""
+    if isinstance(error, torch.OutOfMemoryError) or os.environ.get('MLLA_FAST_STRICT') == '1':
+        raise error
+    _failed.add(step)
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ''
+    warnings.warn(f'MLLA fast path: torch.compile failed{where} ({type(error).__name__}: {message}); '
+                  f'from now on {from_now_on}')
+
+
 def _allow_recompiles():
     """One compiled function serves every block (and one every stem / patch merging); it is specialised per
     autocast dtype, grad mode, train/eval and module, so allow more variants than Dynamo's default (8) before it
@@ -233,12 +244,7 @@ def run_compiled(fn, *args):
     try:
         return _compiled['convs'](fn, *args)
     except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
-        if isinstance(error, torch.OutOfMemoryError) or os.environ.get('MLLA_FAST_STRICT') == '1':
-            raise
-        _failed.add('convs')
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ''
-        warnings.warn(f'MLLA fast path: torch.compile failed on the stem or patch merging ({type(error).__name__}: '
-                      f'{message}); from now on they run eagerly')
+        _step_down(error, 'convs', ' on the stem or patch merging', 'they run eagerly')
         return fn(*args)
 
 
@@ -257,14 +263,9 @@ def run_block_fast(x: torch.Tensor, height: int, width: int, *args, cuda_graphs:
     try:
         out = _get_compiled(graphs, dynamic_weights)(x, height, width, *args, **kwargs)
     except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
-        if isinstance(error, torch.OutOfMemoryError) or os.environ.get('MLLA_FAST_STRICT') == '1':
-            raise
         step = 'dynamic-weights' if dynamic_weights else ('graphs' if graphs else 'compile')
-        _failed.add(step)
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ''
-        warnings.warn(f'MLLA fast path: torch.compile failed ({type(error).__name__}: {message}); from now on '
-                      + {'dynamic-weights': 'compiling once per stage width',
-                         'graphs': 'without CUDA graphs', 'compile': 'running eagerly'}[step])
+        _step_down(error, step, '', {'dynamic-weights': 'compiling once per stage width',
+                                     'graphs': 'without CUDA graphs', 'compile': 'running eagerly'}[step])
         return run_block_fast(x, height, width, *args, cuda_graphs=cuda_graphs, **kwargs)
     if graphs and not out.requires_grad:
         # With no backward pending (inference, or a frozen stage), CUDA graph trees start a new generation at
