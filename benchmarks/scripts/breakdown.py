@@ -1,8 +1,9 @@
 """Where does an MLLA-T train step spend its GPU time? Kernel time by category, plus micro-benchmarks of the pieces.
 
-    python benchmarks/scripts/breakdown.py [--impl plain fast] [--dtype bf16] [--infer] [--micro]
+    python benchmarks/scripts/breakdown.py [--impl plain fast] [--dtype bf16] [--infer] [--fast-kernels] [--micro]
 
 ``--infer`` profiles an inference forward (no gradients) instead of a train step (forward and backward).
+``--fast-kernels`` builds the fast path with MLLA's optional ``triton_dwconv`` and ``compile_convs``.
 
 Categories are guessed from kernel names (cuDNN/cutlass/nvjet/gemm, depthwise, Triton, elementwise, ...).
 """
@@ -46,9 +47,11 @@ def timed(fn, warmup=3, repeat=10):
     return statistics.median(time_call(fn, torch.device('cuda'), warmup, repeat))
 
 
-def breakdown(impl, dtype, shape, batch, infer=False):
+def breakdown(impl, dtype, shape, batch, infer=False, fast_kernels=False):
     from mlla_mm import MLLA
-    model = MLLA(arch='tiny', drop_path_rate=0.0, attn_impl=impl).cuda().train(not infer)
+    kernels = fast_kernels and impl == 'fast'
+    model = MLLA(arch='tiny', drop_path_rate=0.0, attn_impl=impl, triton_dwconv=kernels,
+                 compile_convs=kernels).cuda().train(not infer)
     x = torch.randn(batch, 3, *shape, device='cuda')
 
     def step():
@@ -64,7 +67,7 @@ def breakdown(impl, dtype, shape, batch, infer=False):
     t0 = time.time()
     step()
     torch.cuda.synchronize()
-    what = f'{impl} {dtype}' + (' inference' if infer else '')
+    what = f'{impl} {dtype}' + (' inference' if infer else '') + (' + kernels' if kernels else '')
     print(f'[{what}] first step (compile included) {time.time() - t0:.1f} s', flush=True)
     ms = timed(step)
     print(f'[{what}] step median {ms:.1f} ms, peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB')
@@ -141,6 +144,7 @@ def main():
     parser.add_argument('--shape', nargs=2, type=int, default=[800, 1344])
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--infer', action='store_true', help='profile inference instead of a train step')
+    parser.add_argument('--fast-kernels', action='store_true', help='fast path with triton_dwconv and compile_convs')
     parser.add_argument('--micro', action='store_true')
     args = parser.parse_args()
     dtypes = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
@@ -150,7 +154,8 @@ def main():
         if args.micro:
             micro(dtypes[name])
         for impl in args.impl:
-            breakdown(impl, dtypes[name], tuple(args.shape), args.batch, infer=args.infer)
+            breakdown(impl, dtypes[name], tuple(args.shape), args.batch, infer=args.infer,
+                      fast_kernels=args.fast_kernels)
 
 
 if __name__ == '__main__':
