@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole-model speed runs of the README's Speed section, on a GPU machine: Mask R-CNN (2x800x1344) and UperNet
+# (8x512x512), fp16 autocast, MLLA-T plain and fast against Swin-T, each model's three rows from one process.
+# Results (JSON and logs) go to ${OUT:-benchmarks/latest}; the Inductor cache to ${TORCHINDUCTOR_CACHE_DIR}.
+#   bash benchmarks/scripts/device_models.sh [plain fast ...]
+# The fast path's fp16 training graphs (with the configs' drop-path masks) take about 5 minutes to compile on a cold
+# Inductor cache on the H100 host: fill the cache first (the same command with a longer limit, or a separate run of
+# benchmark.py with --peers mlla --attn-impl fast --warmup 1 --iters 2), then time with a warm one.
+# LIMITS="300 300" sets the two rows' time limits in seconds. FAST_KERNELS="off on" as in device_speed.sh.
+set -uo pipefail
+out=${OUT:-benchmarks/latest}
+mkdir -p "$out"
+impls=${*:-plain fast}
+read -r limit_det limit_seg extra <<<"${LIMITS:-300 300}"
+for limit in "$limit_det" "$limit_seg"; do
+  [[ $limit =~ ^[0-9]+$ && -z $extra ]] || { echo "LIMITS must be two whole numbers of seconds, got '$LIMITS'" >&2; exit 2; }
+done
+export PYTHONUNBUFFERED=1
+kernels=${FAST_KERNELS:-off}
+bench() { # name, timeout in s, then benchmark.py arguments
+  local name=$1 limit=$2; shift 2
+  timeout "$limit" python3 tools/analysis/benchmark.py --level model --precision fp16 --attn-impl $impls \
+    --fast-kernels $kernels --peers mlla swin_t --warmup 5 --iters 20 --json "$out/$name.json" "$@" \
+    2>&1 | grep -v -E 'jit.script_method|^ +warnings.warn' | tee "$out/$name.log"
+}
+bench mask_rcnn_2x800x1344_fp16 "$limit_det" --config configs/detection/mask_rcnn_mlla_t.py --shape 800 1344 --batch 2
+bench upernet_8x512x512_fp16 "$limit_seg" --config configs/segmentation/upernet_mlla_t.py --shape 512 512 --batch 8
