@@ -7,21 +7,9 @@
 # Inductor cache on the H100 host: fill the cache first (the same command with a longer limit, or a separate run of
 # benchmark.py with --peers mlla --attn-impl fast --warmup 1 --iters 2), then time with a warm one.
 # LIMITS="300 300" sets the two rows' time limits in seconds. FAST_KERNELS="off on" as in device_speed.sh.
-set -uo pipefail
-out=${OUT:-benchmarks/latest}
-mkdir -p "$out"
+source "$(dirname "$0")/bench_common.sh"
 impls=${*:-plain fast}
-read -r limit_det limit_seg extra <<<"${LIMITS:-300 300}"
-for limit in "$limit_det" "$limit_seg"; do
-  [[ $limit =~ ^[0-9]+$ && -z $extra ]] || { echo "LIMITS must be two whole numbers of seconds, got '$LIMITS'" >&2; exit 2; }
-done
-export PYTHONUNBUFFERED=1
-kernels=${FAST_KERNELS:-off}
-bench() { # name, timeout in s, then benchmark.py arguments
-  local name=$1 limit=$2; shift 2
-  timeout "$limit" python3 tools/analysis/benchmark.py --level model --precision fp16 --attn-impl $impls \
-    --fast-kernels $kernels --peers mlla swin_t --warmup 5 --iters 20 --json "$out/$name.json" "$@" \
-    2>&1 | grep -v -E 'jit.script_method|^ +warnings.warn' | tee "$out/$name.log"
-}
-bench mask_rcnn_2x800x1344_fp16 "$limit_det" --config configs/detection/mask_rcnn_mlla_t.py --shape 800 1344 --batch 2
-bench upernet_8x512x512_fp16 "$limit_seg" --config configs/segmentation/upernet_mlla_t.py --shape 512 512 --batch 8
+read_limits 2 "300 300"
+models="--level model --precision fp16 --attn-impl $impls --peers mlla swin_t --warmup 5 --iters 20"
+bench mask_rcnn_2x800x1344_fp16 ${limits[0]} $models --config configs/detection/mask_rcnn_mlla_t.py --shape 800 1344 --batch 2
+bench upernet_8x512x512_fp16 ${limits[1]} $models --config configs/segmentation/upernet_mlla_t.py --shape 512 512 --batch 8

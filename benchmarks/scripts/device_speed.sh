@@ -8,27 +8,15 @@
 # LIMITS="540 90 90 150" sets the four rows' time limits in seconds (shorter ones suit a warm cache).
 # FAST_KERNELS="off on" also measures the fast path with MLLA's triton_dwconv and compile_convs in each process
 # (twice the compiling).
-set -uo pipefail
-out=${OUT:-benchmarks/latest}
-mkdir -p "$out"
+source "$(dirname "$0")/bench_common.sh"
 impls=${*:-plain fast}
-read -r limit_train limit_infer limit_small limit_batch extra <<<"${LIMITS:-540 90 90 150}"
-for limit in "$limit_train" "$limit_infer" "$limit_small" "$limit_batch"; do
-  [[ $limit =~ ^[0-9]+$ && -z $extra ]] || { echo "LIMITS must be four whole numbers of seconds, got '$LIMITS'" >&2; exit 2; }
-done
-export PYTHONUNBUFFERED=1
-kernels=${FAST_KERNELS:-off}
-bench() { # name, timeout in s, then benchmark.py arguments
-  local name=$1 limit=$2; shift 2
-  timeout "$limit" python3 tools/analysis/benchmark.py --level backbone --arch tiny --fast-kernels $kernels \
-    --json "$out/$name.json" "$@" \
-    2>&1 | grep -v -E 'jit.script_method|^ +warnings.warn' | tee "$out/$name.log"
-}
-bench backbone_2x800x1344_train $limit_train --shape 800 1344 --batch 2 --precision bf16 fp16 --attn-impl $impls \
+read_limits 4 "540 90 90 150"
+backbone="--level backbone --arch tiny"
+bench backbone_2x800x1344_train ${limits[0]} $backbone --shape 800 1344 --batch 2 --precision bf16 fp16 --attn-impl $impls \
   --peers mlla convnext_t --warmup 5 --iters 20
-bench backbone_1x800x1344_bf16_infer $limit_infer --shape 800 1344 --batch 1 --precision bf16 --attn-impl $impls \
+bench backbone_1x800x1344_bf16_infer ${limits[1]} $backbone --shape 800 1344 --batch 1 --precision bf16 --attn-impl $impls \
   --peers mlla convnext_t --no-train
-bench backbone_1x512x512_bf16_infer $limit_small --shape 512 512 --batch 1 --precision bf16 --attn-impl $impls \
+bench backbone_1x512x512_bf16_infer ${limits[2]} $backbone --shape 512 512 --batch 1 --precision bf16 --attn-impl $impls \
   --peers mlla convnext_t --no-train
-bench backbone_128x224_fp16_infer $limit_batch --shape 224 224 --batch 128 --precision fp16 --attn-impl $impls \
+bench backbone_128x224_fp16_infer ${limits[3]} $backbone --shape 224 224 --batch 128 --precision fp16 --attn-impl $impls \
   --peers mlla convnext_t --no-train --warmup 5 --iters 20
