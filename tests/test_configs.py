@@ -38,6 +38,8 @@ DEMO = {
     'demo/mask_rcnn_mlla_t_demo.py': dict(arch='tiny', params=28.6, drop_path=0.0, ckpt=None),  # slim CPU heads
     'demo/mask_rcnn_mlla_t_demo_gpu.py': dict(arch='tiny', params=43.6, drop_path=0.0, ckpt=None),  # full heads
     'demo/upernet_mlla_t_demo.py': dict(arch='tiny', params=26.6, drop_path=0.0, ckpt=None),
+    # the ADE20K config's head widths, 3 classes instead of 150
+    'demo/upernet_mlla_t_demo_gpu.py': dict(arch='tiny', params=54.1, drop_path=0.0, ckpt=None),
 }
 ALL = {**DETECTION, **SEGMENTATION, **DEMO}
 STAGE_WIDTHS = {'tiny': [64, 128, 256, 512], 'small': [64, 128, 256, 512], 'base': [96, 192, 384, 768]}
@@ -369,6 +371,23 @@ def test_demo_gpu_config_restores_the_full_heads_at_256():
         assert [t.scale for t in loader.dataset.pipeline if t.type == 'Resize'] == [(256, 256)]
         assert loader.dataset.data_root == cpu.train_dataloader.dataset.data_root
     assert gpu.param_scheduler[-1].milestones == [27, 33] and gpu.train_cfg.max_epochs == 36
+
+
+def test_demo_gpu_segmentation_config_restores_the_full_heads_on_the_demo_data():
+    cpu, gpu = load('demo/upernet_mlla_t_demo.py'), load('demo/upernet_mlla_t_demo_gpu.py')
+    full = load('segmentation/upernet_mlla_t.py')
+    for head in ('decode_head', 'auxiliary_head'):
+        assert gpu.model[head].channels == full.model[head].channels
+        assert gpu.model[head].num_classes == cpu.model[head].num_classes == 3
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert gpu[loader].dataset == cpu[loader].dataset  # the same data and pipelines
+    assert gpu.train_dataloader.batch_size == 8
+    # the schedule follows its variables: 40 epochs, the polynomial decay ending with them
+    assert gpu.train_cfg == dict(type='EpochBasedTrainLoop', max_epochs=40, val_interval=gpu.val_interval)
+    assert gpu.param_scheduler[0].end == gpu.warmup_iters
+    assert gpu.param_scheduler[-1].type == 'PolyLR' and gpu.param_scheduler[-1].end == gpu.max_epochs
+    assert gpu.optim_wrapper.optimizer.lr == gpu.lr
+    assert gpu.default_hooks.checkpoint.interval == gpu.val_interval
 
 
 def test_demo_segmentation_config():
