@@ -188,9 +188,10 @@ def test_written_out_layer_norm_equals_f_layer_norm():
     torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
 
 
-def test_one_compiled_graph_serves_every_stage_width(monkeypatch):
-    """With dynamic weight shapes, torch.compile of the block must not specialise on the width (one compile, not
-    one per stage), forward or backward."""
+@pytest.fixture
+def counted_compiles(monkeypatch):
+    """fast_block's own torch.compile calls (their settings kept, CUDA graphs off) with a backend that records each
+    graph it is given (forward and backward) instead of compiling it; yields that list."""
     from torch._dynamo.backends.common import aot_autograd
     torch._dynamo.reset()
     graphs = []
@@ -201,13 +202,21 @@ def test_one_compiled_graph_serves_every_stage_width(monkeypatch):
 
     real_compile = torch.compile
 
-    def compile_with_counting_backend(fn, **kwargs):  # fast_block's own compile call, its settings kept
+    def compile_with_counting_backend(fn, **kwargs):
         assert kwargs.pop('options')['triton.cudagraphs'] is False
         return real_compile(fn, **kwargs, backend=aot_autograd(fw_compiler=count, bw_compiler=count))
 
     monkeypatch.setattr(torch, 'compile', compile_with_counting_backend)
     monkeypatch.setattr(fast_block, '_compiled', {})
+    monkeypatch.setattr(fast_block, '_failed', set())
     monkeypatch.setattr(fast_block, '_compile_enabled', lambda: True)
+    yield graphs
+    torch._dynamo.reset()
+
+
+def test_one_compiled_graph_serves_every_stage_width(counted_compiles):
+    """With dynamic weight shapes, torch.compile of the block must not specialise on the width (one compile, not
+    one per stage), forward or backward."""
     for dims, heads in [(64, 2), (128, 4), (256, 8)]:
         plain, fast = make_pair(dims, heads, seed=dims)
         x = torch.randn(2, 5 * 6, dims)
@@ -215,9 +224,37 @@ def test_one_compiled_graph_serves_every_stage_width(monkeypatch):
         out = fast_block._get_compiled(False)(x.requires_grad_(True), 5, 6, heads, *args)
         out.sum().backward()
         torch.testing.assert_close(out.detach(), plain(x.detach(), (5, 6)), rtol=1e-4, atol=1e-4)
-    assert len(graphs) == 2, f'{len(graphs)} graphs (forward + backward expected once for all widths)'
-    torch._dynamo.reset()
+    assert len(counted_compiles) == 2, f'{len(counted_compiles)} graphs (forward + backward once for all widths)'
 
+
+def test_backbone_compiles_once_whatever_the_input_size(counted_compiles, monkeypatch):
+    """The compiled backbone (blocks, stem and patch merging, as with ``compile_convs``) compiles everything in its
+    first train step, and the blocks in their first inference; later steps with other image sizes, including ones
+    that make a stage's side odd (the patch merging then pads), compile nothing more. The first block of a stage,
+    whose input is a view of the patch merging's output, shares the other blocks' graph. On a GPU each graph costs
+    tens of seconds of compiling."""
+    monkeypatch.setattr(fast_block, '_compiles', lambda x: True)  # the CUDA-only switch, here on the CPU
+    torch.manual_seed(0)
+    # two heads or more, as in every MLLA arch: a single head makes a broadcast that Dynamo specialises on
+    arch = dict(embed_dims=32, depths=[1, 2, 1, 1], num_heads=[2, 4, 8, 16])
+    model = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, compile_convs=True, cuda_graphs=False)
+    sizes = [(96, 128), (128, 160), (100, 140), (64, 96)]  # (100, 140): stage 1 is 25 x 35, stage 2 13 x 18
+    counts = []
+    for height, width in sizes:
+        model.zero_grad()
+        sum(o.mean() for o in model.train()(torch.randn(2, 3, height, width))).backward()
+        counts.append(len(counted_compiles))
+    # forward and backward, once per stage width for the blocks, and for the stem and each patch merging
+    assert counts == [2 * (4 + 4)] * len(sizes)
+    # Inference, blocks only: on the CPU the compiled convolutions also guard on their input's size (the CPU
+    # convolution's choice of memory format), which says nothing about CUDA.
+    inference = MLLA(arch, attn_impl='fast', cuda_graphs=False).eval()
+    with torch.no_grad():
+        for height, width in sizes:
+            inference(torch.randn(1, 3, height, width))
+            counts.append(len(counted_compiles))
+    # one block graph for all widths (the weights' shapes are dynamic in inference)
+    assert counts[len(sizes):] == [counts[0] + 1] * len(sizes)
 
 
 def test_fast_kernel_options_reach_their_modules_and_keep_the_cpu_result():

@@ -84,8 +84,15 @@ class PatchMerging(nn.Module):
                 compiled: bool = False) -> Tuple[torch.Tensor, Tuple[int, int]]:
         """``compiled``: run the convolutions through :func:`.fast_block.run_compiled` (the fast path)."""
         height, width = hw_shape
+        if height % 2 or width % 2:
+            # Padded outside the compiled part, as in Stem.forward, into new (B, H*W, C) tokens, so that the image
+            # below is a view of tokens either way: a compiled call guards on the layout of its input's base, and a
+            # differently shaped base would compile the patch merging a second time.
+            b, _, channels = x.shape
+            hw_shape = (height + height % 2, width + width % 2)
+            padded = x.new_zeros(b, hw_shape[0] * hw_shape[1], channels)
+            padded.view(b, *hw_shape, channels)[:, :height, :width] = x.reshape(b, height, width, channels)
+            x = padded
         x = tokens_to_image(x, hw_shape)
-        if height % 2 or width % 2:  # outside the compiled part, as in Stem.forward
-            x = F.pad(x, (0, width % 2, 0, height % 2))
         x = run_compiled(self.conv, x) if compiled else self.conv(x)
         return image_to_tokens(x), tuple(x.shape[-2:])

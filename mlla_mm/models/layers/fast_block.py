@@ -165,6 +165,11 @@ def _compile_enabled() -> bool:
     return os.environ.get('MLLA_FAST_COMPILE', '1') != '0' and 'compile' not in _failed
 
 
+def _compiles(x: torch.Tensor) -> bool:
+    """Whether the fast path compiles for ``x``: on CUDA only (CPU tests switch this to check the compiled calls)."""
+    return x.is_cuda and _compile_enabled()
+
+
 def _announce_compile(dynamic_weights: bool) -> None:
     """Say once per compiled variant why the next step takes long: a silent multi-minute first step looks hung."""
     from mmengine.logging import print_log
@@ -236,7 +241,7 @@ def run_compiled(fn, *args):
     convolutions stay cuDNN's. Without CUDA graphs: these are a few dozen kernels per step, and their BatchNorm
     buffers change in place. A compiler failure warns once and runs them eagerly from then on.
     """
-    if not (args[0].is_cuda and _compile_enabled() and 'convs' not in _failed):
+    if not (_compiles(args[0]) and 'convs' not in _failed):
         return fn(*args)
     if 'convs' not in _compiled:
         _allow_recompiles()
@@ -256,10 +261,16 @@ def run_block_fast(x: torch.Tensor, height: int, width: int, *args, cuda_graphs:
     fail, the fast path warns and steps down once per failure: weights' shapes static (one graph per width), then
     no CUDA graphs, then eager. ``MLLA_FAST_STRICT=1`` raises instead (the GPU tests set it).
     """
-    if not (x.is_cuda and _compile_enabled()):
+    if not _compiles(x):
         return mlla_block_fast(x, height, width, *args, **kwargs)
     graphs = cuda_graphs and 'graphs' not in _failed
     dynamic_weights = not torch.is_grad_enabled() and 'dynamic-weights' not in _failed
+    if x._base is not None:
+        # The first block of a stage gets the stem's or the patch merging's output as a view of their image, the
+        # others a tensor of its own. Dynamo guards on the layout of a view's base, so the two kinds of input would
+        # be two compiled graphs per stage width (tests/test_fast_path.py counts them); one copy of the tokens per
+        # stage costs far less than compiling again.
+        x = x.clone()
     try:
         out = _get_compiled(graphs, dynamic_weights)(x, height, width, *args, **kwargs)
     except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
