@@ -122,6 +122,26 @@ def test_drop_path_masks_are_per_sample_and_scaled():
     torch.testing.assert_close(out_f, out_p, rtol=1e-4, atol=1e-4)
 
 
+def test_residual_masks_are_ones_where_no_path_drops():
+    """A backbone with stochastic depth gives its first block (rate 0) masks of ones in training, so that the
+    block's compiled graph is that of the others; its output is unchanged by them."""
+    torch.manual_seed(0)
+    model = MLLA(dict(embed_dims=32, depths=[2, 1, 1, 1], num_heads=[2, 4, 8, 16]), attn_impl='fast',
+                 drop_path_rate=0.1).train()
+    first, second = model.layers[0].blocks
+    assert first.residual_masks and second.residual_masks
+    x = torch.randn(3, 4 * 5, 32)
+    assert torch.equal(first._drop_path_mask(x), torch.ones(3, 1, 1))
+    assert second._drop_path_mask(x).shape == (3, 1, 1)
+    first.residual_masks = False
+    assert first._drop_path_mask(x) is None
+    without = first(x, (4, 5))
+    first.residual_masks = True
+    assert torch.equal(first(x, (4, 5)), without)
+    assert first.eval()._drop_path_mask(x) is None  # inference passes no masks
+    assert not any(block.residual_masks for stage in MLLA('tiny', drop_path_rate=0.).layers for block in stage.blocks)
+
+
 def test_attn_impl_switch_and_backbone_argument():
     with pytest.raises(ValueError, match='attn_impl'):
         MLLABlock(64, 2, attn_impl='triton')
@@ -231,12 +251,13 @@ def test_backbone_compiles_once_whatever_the_input_size(counted_compiles, monkey
     """The compiled backbone (blocks, stem and patch merging, as with ``compile_convs``) compiles everything in its
     first train step, and the blocks in their first inference; later steps with other image sizes, including ones
     that make a stage's side odd (the patch merging then pads), compile nothing more. The first block of a stage,
-    whose input is a view of the patch merging's output, shares the other blocks' graph. On a GPU each graph costs
-    tens of seconds of compiling."""
+    whose input is a view of the patch merging's output, shares the other blocks' graph, and so does the first
+    block of all, which drops no path (its rate is 0) while the next does. On a GPU each graph costs tens of
+    seconds of compiling."""
     monkeypatch.setattr(fast_block, '_compiles', lambda x: True)  # the CUDA-only switch, here on the CPU
     torch.manual_seed(0)
     # two heads or more, as in every MLLA arch: a single head makes a broadcast that Dynamo specialises on
-    arch = dict(embed_dims=32, depths=[1, 2, 1, 1], num_heads=[2, 4, 8, 16])
+    arch = dict(embed_dims=32, depths=[2, 2, 1, 1], num_heads=[2, 4, 8, 16])
     model = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, compile_convs=True, cuda_graphs=False)
     sizes = [(96, 128), (128, 160), (100, 140), (64, 96)]  # (100, 140): stage 1 is 25 x 35, stage 2 13 x 18
     counts = []

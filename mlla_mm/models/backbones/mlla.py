@@ -117,7 +117,8 @@ class MLLA(BaseModule):
                 MLLAStage(dims, depth, heads, drop_path=block_drop_paths[first:first + depth],
                           downsample=i < self.num_stages - 1, with_cp=with_cp, attn_impl=attn_impl,
                           cuda_graphs=cuda_graphs, triton_dwconv=triton_dwconv, compile_convs=compile_convs,
-                          mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate))
+                          mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
+                          residual_masks=drop_path_rate > 0))
         for i in self.out_indices:  # one LayerNorm per returned feature map, named as in the official code
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
 

@@ -47,15 +47,20 @@ class MLLABlock(nn.Module):
             step: accumulating them over steps needs :meth:`MLLA.forward`'s guard. Defaults to False.
         triton_dwconv (bool): On the fast path, the depthwise convolutions through this project's Triton kernels
             (:mod:`.triton_dwconv`) on CUDA instead of cuDNN. Defaults to False.
+        residual_masks (bool): On the fast path in training, pass per-sample residual factors even where
+            ``drop_path`` is 0 (ones, then), so that this block shares the compiled graph of the blocks that do drop
+            paths instead of compiling one of its own. :class:`MLLA` sets it when its ``drop_path_rate`` is
+            positive (the first block's rate is 0). Defaults to False.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4., qkv_bias: bool = True,
                  drop: float = 0., drop_path: float = 0., attn_impl: str = 'plain', cuda_graphs: bool = False,
-                 triton_dwconv: bool = False):
+                 triton_dwconv: bool = False, residual_masks: bool = False):
         super().__init__()
         self.embed_dims = embed_dims
         self.attn_impl = check_attn_impl(attn_impl)
         self.cuda_graphs = cuda_graphs
+        self.residual_masks = residual_masks
         self.triton_dwconv = triton_dwconv
         self.cpe1 = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.norm1 = nn.LayerNorm(embed_dims)
@@ -76,9 +81,10 @@ class MLLABlock(nn.Module):
         return self.forward_plain(x, hw_shape)
 
     def _drop_path_mask(self, x: torch.Tensor):
-        """Per-sample ``(B, 1, 1)`` stochastic-depth factor as :class:`timm.layers.DropPath` draws it, or None."""
+        """Per-sample ``(B, 1, 1)`` stochastic-depth factor as :class:`timm.layers.DropPath` draws it, or None
+        (ones with ``residual_masks``) where no path is dropped."""
         if not (self.training and isinstance(self.drop_path, DropPath) and self.drop_path.drop_prob > 0):
-            return None
+            return x.new_ones(x.shape[0], 1, 1, dtype=torch.float32) if self.training and self.residual_masks else None
         keep = 1 - self.drop_path.drop_prob
         mask = x.new_empty(x.shape[0], 1, 1, dtype=torch.float32).bernoulli_(keep)
         return mask.div_(keep) if self.drop_path.scale_by_keep else mask
