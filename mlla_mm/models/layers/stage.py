@@ -26,7 +26,7 @@ class MLLAStage(nn.Module):
         triton_dwconv (bool): Triton depthwise convolutions on the fast path, see :class:`MLLABlock`.
         compile_convs (bool): On the fast path, run the patch merging's convolutions compiled
             (:func:`.fast_block.run_compiled`). Defaults to False.
-        **block_kwargs: ``mlp_ratio``, ``qkv_bias``, ``drop`` of :class:`MLLABlock`.
+        **block_kwargs: ``mlp_ratio``, ``qkv_bias``, ``drop``, ``residual_masks`` of :class:`MLLABlock`.
     """
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, drop_path: Sequence[float],
