@@ -379,8 +379,17 @@ def test_demo_gpu_segmentation_config_restores_the_full_heads_on_the_demo_data()
     for head in ('decode_head', 'auxiliary_head'):
         assert gpu.model[head].channels == full.model[head].channels
         assert gpu.model[head].num_classes == cpu.model[head].num_classes == 3
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        assert gpu[loader].dataset == cpu[loader].dataset  # the same data and pipelines
+    for loader in ('val_dataloader', 'test_dataloader'):
+        assert gpu[loader].dataset == cpu[loader].dataset  # the same data and evaluation
+    train, cpu_train = gpu.train_dataloader.dataset, cpu.train_dataloader.dataset
+    assert {k: v for k, v in train.items() if k != 'pipeline'} == {k: v for k, v in cpu_train.items() if k != 'pipeline'}
+    # training takes ADE20K's augmentation, in the ADE20K config's order, at the demo's image size
+    ade_train = full.train_dataloader.dataset.pipeline
+    assert [t.type for t in train.pipeline] == [t.type for t in ade_train]
+    resize, crop = (next(t for t in train.pipeline if t.type == kind) for kind in ('RandomResize', 'RandomCrop'))
+    ade_resize, ade_crop = (next(t for t in ade_train if t.type == kind) for kind in ('RandomResize', 'RandomCrop'))
+    assert resize.scale == crop.crop_size == tuple(gpu.model.data_preprocessor.size) == (256, 256)
+    assert resize.ratio_range == ade_resize.ratio_range and crop.cat_max_ratio == ade_crop.cat_max_ratio
     assert gpu.train_dataloader.batch_size == 8
     # the schedule follows its variables: 40 epochs, the polynomial decay ending with them
     assert gpu.train_cfg == dict(type='EpochBasedTrainLoop', max_epochs=40, val_interval=gpu.val_interval)
