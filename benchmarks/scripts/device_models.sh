@@ -5,7 +5,8 @@
 #   bash benchmarks/scripts/device_models.sh [plain fast ...]
 # The fast path's fp16 training graphs (with the configs' drop-path masks) take about 5 minutes to compile on a cold
 # Inductor cache on the H100 host: fill the cache first (the same command with a longer limit, or a separate run of
-# benchmark.py with --peers mlla --attn-impl fast --warmup 1 --iters 2), then time with a warm one.
+# benchmark.py with --peers mlla --attn-impl fast --warmup 1 --iters 2), then time with a warm one. Even warm, each
+# fast variant spends about a minute per kind of call tracing and loading graphs (benchmarks/h100_2026-11-27/).
 # LIMITS="300 300" sets the two rows' time limits in seconds. FAST_KERNELS="off on" as in device_speed.sh.
 source "$(dirname "$0")/bench_common.sh"
 impls=${*:-plain fast}

@@ -5,7 +5,9 @@
 # With a cold Inductor cache the fast path compiles for minutes (about 4.5 min for the training graphs of MLLA-T on
 # the H100 host, 1-2 min for inference), so the first run needs most of its time limit; the time limits keep the
 # later runs and the copying of results inside one 10-minute device call only with a warm cache.
-# LIMITS="540 90 90 150" sets the four rows' time limits in seconds (shorter ones suit a warm cache).
+# LIMITS="540 90 90 150" sets the four rows' time limits in seconds. A warm cache does not make a fast-path row
+# quick: Dynamo still traces and loads the compiled graphs, about a minute per fast variant and kind of call
+# (inference, training) on the H100 host (benchmarks/h100_2026-11-27/), so give each row at least 90 s per variant.
 # FAST_KERNELS="off on" also measures the fast path with MLLA's triton_dwconv and compile_convs in each process
 # (twice the compiling).
 source "$(dirname "$0")/bench_common.sh"
