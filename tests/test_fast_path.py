@@ -213,18 +213,23 @@ def counted_compiles(monkeypatch):
     """fast_block's own torch.compile calls (their settings kept, CUDA graphs off) with a backend that records each
     graph it is given (forward and backward) instead of compiling it; yields that list."""
     from torch._dynamo.backends.common import aot_autograd
+    from torch._dynamo.backends.debugging import boxed_nop
+    from torch._functorch.partitioners import min_cut_rematerialization_partition
     torch._dynamo.reset()
     graphs = []
 
     def count(gm, example_inputs):
         graphs.append(gm)
-        return gm.forward
+        return boxed_nop(gm, example_inputs)
 
     real_compile = torch.compile
 
     def compile_with_counting_backend(fn, **kwargs):
         assert kwargs.pop('options')['triton.cudagraphs'] is False
-        return real_compile(fn, **kwargs, backend=aot_autograd(fw_compiler=count, bw_compiler=count))
+        # Inductor's partitioner: the default one would save a float for a nested compile region's backward,
+        # which the region rejects (compile_stages)
+        return real_compile(fn, **kwargs, backend=aot_autograd(fw_compiler=count, bw_compiler=count,
+                                                               partition_fn=min_cut_rematerialization_partition))
 
     monkeypatch.setattr(torch, 'compile', compile_with_counting_backend)
     monkeypatch.setattr(fast_block, '_compiled', {})
@@ -276,6 +281,68 @@ def test_backbone_compiles_once_whatever_the_input_size(counted_compiles, monkey
             counts.append(len(counted_compiles))
     # one block graph for all widths (the weights' shapes are dynamic in inference)
     assert counts[len(sizes):] == [counts[0] + 1] * len(sizes)
+
+
+def _train_step(model, x, seed):
+    """Outputs, input gradient and parameter gradients of one train step, stochastic depth drawn from ``seed``."""
+    torch.manual_seed(seed)
+    model.zero_grad()
+    x = x.clone().requires_grad_(True)
+    outs = model.train()(x)
+    sum(o.mean() for o in outs).backward()
+    return [o.detach() for o in outs] + [x.grad] + [p.grad for p in model.parameters() if p.grad is not None]
+
+
+def test_compiled_stages_compile_the_block_once_per_width_and_match_the_blocks(counted_compiles, monkeypatch):
+    """``compile_stages``: in training, each stage's blocks in one compiled call, the block a nested compile region.
+    It compiles one graph per stage width (forward and backward), however many blocks the stage has, none more for
+    later image sizes, and computes what the per-block calls compute, stochastic depth included."""
+    monkeypatch.setattr(fast_block, '_compiles', lambda x: True)  # the CUDA-only switch, here on the CPU
+    torch.manual_seed(0)
+    arch = dict(embed_dims=32, depths=[2, 3, 1, 1], num_heads=[2, 4, 8, 16])
+    stages = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_stages=True)
+    blocks = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False)
+    blocks.load_state_dict(stages.state_dict())
+    inputs = [torch.randn(2, 3, 96, 128), torch.randn(2, 3, 100, 140)]  # (100, 140): odd sides in later stages
+    got = []
+    for x in inputs:
+        got.append(_train_step(stages, x, seed=1))
+        assert len(counted_compiles) == 2 * 4, 'one graph per stage width, forward and backward'
+    assert (False, False) not in fast_block._compiled, 'the stages ran their blocks one by one'
+    # the block is one region, called once per block in each stage's forward and backward graph, not inlined
+    # (Dynamo inlines a region called only once: the one-block stages)
+    region_calls = [sum(node.target is torch.ops.higher_order.invoke_subgraph for node in gm.graph.nodes)
+                    for gm in counted_compiles]
+    assert sorted(region_calls) == sorted(2 * [depth if depth > 1 else 0 for depth in arch['depths']])
+    assert fast_block._failed == set()
+    for x, from_stages in zip(inputs, got):
+        from_blocks = _train_step(blocks, x, seed=1)
+        assert len(from_stages) == len(from_blocks) > 10
+        for a, b in zip(from_stages, from_blocks):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # inference keeps the blocks' own path (one graph for all widths), without a failed stage compile
+    with torch.no_grad():
+        for a, b in zip(stages.eval()(inputs[1]), blocks.eval()(inputs[1])):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert fast_block._failed == set() and ('stage', False) in fast_block._compiled
+
+
+def test_compiled_stages_leave_the_blocks_path_where_they_do_not_compile(monkeypatch):
+    """Where stages are not compiled (the CPU; or checkpointing in training, which recomputes block by block), the
+    blocks run as without ``compile_stages``: same stochastic-depth draws, same result, bit for bit."""
+    arch = dict(embed_dims=32, depths=[2, 2, 1, 1], num_heads=[2, 4, 8, 16])
+    torch.manual_seed(0)
+    default = MLLA(arch, attn_impl='fast', drop_path_rate=0.2)
+    stages = MLLA(arch, attn_impl='fast', drop_path_rate=0.2, compile_stages=True)
+    stages.load_state_dict(default.state_dict())
+    assert all(stage.compile_stages for stage in stages.layers)
+    x = torch.randn(2, 3, 64, 96)
+    for a, b in zip(_train_step(stages, x, seed=3), _train_step(default, x, seed=3)):
+        assert torch.equal(a, b)
+    monkeypatch.setattr(fast_block, '_compiles', lambda x: True)
+    checkpointed = MLLA(arch, attn_impl='fast', with_cp=True, compile_stages=True).layers[0]
+    tokens = torch.randn(2, 16 * 24, 32)
+    assert checkpointed._blocks_as_one_call(tokens, (16, 24)) is None
 
 
 def test_fast_kernel_options_reach_their_modules_and_keep_the_cpu_result():

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mlla_mm import MLLA
-from mlla_mm.models.layers import MLLABlock
+from mlla_mm.models.layers import MLLABlock, fast_block
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 
@@ -129,8 +129,9 @@ def train_step(model, x, dtype, seed):
     return [o.detach().double() for o in outs] + grads
 
 
-@pytest.mark.parametrize('frozen_stages,kernels', [(-1, False), (1, False), (-1, True)])
-def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernels):
+@pytest.mark.parametrize('frozen_stages,kernels,stages', [(-1, False, False), (1, False, False), (-1, True, False),
+                                                         (-1, False, True)])
+def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernels, stages):
     """bf16 train steps through CUDA graphs: inputs of two shapes, each seen twice, so the graphs are recorded,
     then replayed.
 
@@ -141,12 +142,14 @@ def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernel
       bf16 than the plain path, whose RoPE and normaliser run in float32 (on the CPU, eager, the ratio reached
       2.6 on the qk and projection gradients). Gradients that are zero by construction (a conv bias right
       before a BatchNorm) are left out, since their relative error compares rounding noise only.
+
+    ``stages``: each stage's blocks as one compiled call (``compile_stages``), which must be the path taken.
     """
     arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0., frozen_stages=frozen_stages).cuda().train()
     fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0., frozen_stages=frozen_stages,
-                triton_dwconv=kernels, compile_convs=kernels)
+                triton_dwconv=kernels, compile_convs=kernels, compile_stages=stages)
     fast = fast.cuda().train()
     fast.load_state_dict(plain.state_dict())
     reference = copy.deepcopy(plain).double()
@@ -171,6 +174,8 @@ def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernel
                 continue
             err_fast, err_plain = rel(f, r), rel(p, r)
             assert err_fast < 3 * err_plain + 2e-2, (step, index, err_fast, err_plain)
+    if stages:  # the stages compiled (the key appears at the first compiled stage call) and never failed
+        assert ('stage', True) in fast_block._compiled and 'stages' not in fast_block._failed
 
 
 def test_compiled_stem_and_merging_keep_batchnorm_statistics():

@@ -58,6 +58,13 @@ class MLLA(BaseModule):
         compile_convs (bool): On the fast path, run the convolutions of the stem and the patch merging through
             ``torch.compile`` (their BatchNorms and activations fuse). Off by default, as ``triton_dwconv``.
             Defaults to False.
+        compile_stages (bool): On the fast path in training, run each stage's blocks as one compiled call, the
+            block a nested compile region (compiled once per width, as without it, and called once per block): a
+            train step then replays 8 CUDA graphs instead of one per block, forward and backward (36 for MLLA-T),
+            and checks Dynamo's guards 4 times instead of 18. Inference keeps one compiled call per block. Why: on an H100 the fast path's train step waits on the host
+            (README, Speed). Needs torch >= 2.8 (``torch.compiler.nested_compile_region``); without it, or should
+            it fail to compile, the blocks are compiled one by one as by default. Off by default until measured on
+            a GPU. Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
@@ -85,6 +92,7 @@ class MLLA(BaseModule):
                  cuda_graphs: bool = True,
                  triton_dwconv: bool = False,
                  compile_convs: bool = False,
+                 compile_stages: bool = False,
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -117,6 +125,7 @@ class MLLA(BaseModule):
                 MLLAStage(dims, depth, heads, drop_path=block_drop_paths[first:first + depth],
                           downsample=i < self.num_stages - 1, with_cp=with_cp, attn_impl=attn_impl,
                           cuda_graphs=cuda_graphs, triton_dwconv=triton_dwconv, compile_convs=compile_convs,
+                          compile_stages=compile_stages,
                           mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
                           residual_masks=drop_path_rate > 0))
         for i in self.out_indices:  # one LayerNorm per returned feature map, named as in the official code

@@ -23,7 +23,7 @@ Backward comes from autograd through the compiled graph (AOTAutograd), so it is 
 import os
 import warnings
 from functools import lru_cache
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -157,7 +157,8 @@ def mlla_block_fast(x: torch.Tensor, height, width, num_heads: int,
 _compiled = {}
 # What failed once in this process and is not tried again, from the most to the least ambitious: 'dynamic-weights'
 # (inference compiles once per stage width instead), 'graphs' (compiled kernels without CUDA graphs), 'compile'
-# (eager); and, on its own, 'convs' (the stem and patch merging run eagerly).
+# (eager); and, on their own, 'convs' (the stem and patch merging run eagerly) and 'stages' (each block is compiled
+# on its own).
 _failed = set()
 
 
@@ -223,6 +224,84 @@ def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
         compiled = torch.compile(mlla_block_fast, dynamic=True, options={'triton.cudagraphs': cuda_graphs})
         _compiled[key] = config.patch(force_parameter_static_shapes=not dynamic_weights)(compiled)
     return _compiled[key]
+
+
+# ---------------------------------------------------------------------------------------------------- stages
+def _block_region():
+    """:func:`mlla_block_fast` as a nested compile region: inside a compiled stage it is traced and compiled once
+    and called once per block (the blocks differ only in their weights, which are its inputs). None where this
+    torch has no ``torch.compiler.nested_compile_region`` (before 2.8)."""
+    if 'region' not in _compiled:
+        region = getattr(torch.compiler, 'nested_compile_region', None)
+        _compiled['region'] = region(mlla_block_fast) if region is not None else None
+    return _compiled['region']
+
+
+def _stage_blocks(x: torch.Tensor, height: int, width: int, num_heads: int, block_args: Sequence[tuple],
+                  masks: Sequence[tuple], triton_dwconv: bool) -> torch.Tensor:
+    """A stage's blocks, one after the other: ``block_args`` holds each block's tensors, ``masks`` its
+    ``(mask1, mask2)``."""
+    block = _block_region()
+    for args, (mask1, mask2) in zip(block_args, masks):
+        x = block(x, height, width, num_heads, *args, mask1, mask2, triton_dwconv)
+    return x
+
+
+def _get_compiled_stage(cuda_graphs: bool):
+    """The compiled :func:`_stage_blocks`, with the training settings of :func:`_get_compiled` (weights' shapes
+    static: one graph per stage width).
+
+    Floats (the LayerNorms' eps) are specialised: a nested region takes tensors and integers only, and Dynamo would
+    otherwise make them symbolic under ``dynamic=True``.
+    """
+    key = ('stage', cuda_graphs)
+    if key not in _compiled:
+        _announce_compile(dynamic_weights=False)
+        config = _allow_recompiles()
+        compiled = torch.compile(_stage_blocks, dynamic=True, options={'triton.cudagraphs': cuda_graphs})
+        settings = dict(force_parameter_static_shapes=True)
+        if hasattr(config, 'specialize_float'):
+            settings['specialize_float'] = True
+        _compiled[key] = config.patch(**settings)(compiled)
+    return _compiled[key]
+
+
+def stage_compiles(x: torch.Tensor) -> bool:
+    """Whether :func:`run_stage_fast` compiles for ``x``: as the blocks do, with gradients (training), if this torch
+    has nested compile regions and compiling a stage has not failed in this process.
+
+    Not without gradients: there the blocks' own path compiles one graph for all widths (dynamic weights' shapes),
+    which a nested region does not take (torch 2.14 on the CPU: Dynamo fails on the weights' symbolic sizes).
+    """
+    return (_compiles(x) and torch.is_grad_enabled() and 'stages' not in _failed
+            and _block_region() is not None)
+
+
+def run_stage_fast(x: torch.Tensor, height: int, width: int, num_heads: int, block_args: Sequence[tuple],
+                   masks: Sequence[tuple], cuda_graphs: bool = False,
+                   triton_dwconv: bool = False) -> Optional[torch.Tensor]:
+    """A stage's blocks as one compiled call (``MLLA(compile_stages=True)``), or None where that is not to be had
+    (see :func:`stage_compiles`): the stage then runs each block through :func:`run_block_fast`.
+
+    Why: per-block calls leave a fast-path train step bound by the host. Profiled on an H100 (2026-11-27), MLLA-T's
+    2x800x1344 bf16 step had about 27 ms of kernels but took 48 ms: 36 CUDA-graph launches (18 blocks, forward and
+    backward) of about 180 us each, the autograd and CUDA-graph bookkeeping of every compiled call, and Dynamo's
+    guard checks at each of the 18 calls. One call per stage makes that 8 launches and 4 guard checks, and the
+    block, a nested compile region, is still compiled once per width.
+    """
+    if not stage_compiles(x):
+        return None
+    graphs = cuda_graphs and 'graphs' not in _failed
+    if x._base is not None:  # as in run_block_fast: a view would compile a second graph
+        x = x.clone()
+    try:
+        out = _get_compiled_stage(graphs)(x, height, width, num_heads, block_args, masks, triton_dwconv)
+    except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
+        _step_down(error, 'stages', ' on a whole stage', 'each block is compiled on its own')
+        return None
+    if graphs and not out.requires_grad:  # as in run_block_fast: the next call may reuse the graphs' memory
+        out = out.clone()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- conv parts

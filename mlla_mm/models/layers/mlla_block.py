@@ -76,9 +76,13 @@ class MLLABlock(nn.Module):
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop=drop)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
-        if use_fast_path(self.attn_impl, x) and not (self.training and self.mlp.drop.p > 0):
+        if self.takes_fast_path(x):
             return self.forward_fast(x, hw_shape)
         return self.forward_plain(x, hw_shape)
+
+    def takes_fast_path(self, x: torch.Tensor) -> bool:
+        """Whether :meth:`forward` runs ``x`` through the fast path (which has no dropout)."""
+        return use_fast_path(self.attn_impl, x) and not (self.training and self.mlp.drop.p > 0)
 
     def _drop_path_mask(self, x: torch.Tensor):
         """Per-sample ``(B, 1, 1)`` stochastic-depth factor as :class:`timm.layers.DropPath` draws it, or None
@@ -101,9 +105,13 @@ class MLLABlock(nn.Module):
 
     def forward_fast(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """The block through :func:`.fast_block.mlla_block_fast` (same parameters, same result)."""
+        mask1, mask2 = self.residual_factors(x)
         return run_block_fast(x.contiguous(), hw_shape[0], hw_shape[1], self.attn.num_heads, *self.fast_arguments(),
-                              mask1=self._drop_path_mask(x), mask2=self._drop_path_mask(x),
-                              triton_dwconv=self.triton_dwconv, cuda_graphs=self.cuda_graphs)
+                              mask1=mask1, mask2=mask2, triton_dwconv=self.triton_dwconv, cuda_graphs=self.cuda_graphs)
+
+    def residual_factors(self, x: torch.Tensor) -> tuple:
+        """``(mask1, mask2)`` of :func:`.fast_block.mlla_block_fast` for this call: fresh stochastic-depth draws."""
+        return self._drop_path_mask(x), self._drop_path_mask(x)
 
     def forward_plain(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """The reference computation, module by module."""

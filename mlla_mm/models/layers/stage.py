@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 
 from .conv_layers import PatchMerging
-from .fast_block import use_fast_path
+from .fast_block import run_stage_fast, stage_compiles, use_fast_path
 from .mlla_block import MLLABlock
 
 
@@ -26,16 +26,20 @@ class MLLAStage(nn.Module):
         triton_dwconv (bool): Triton depthwise convolutions on the fast path, see :class:`MLLABlock`.
         compile_convs (bool): On the fast path, run the patch merging's convolutions compiled
             (:func:`.fast_block.run_compiled`). Defaults to False.
+        compile_stages (bool): On the fast path in training, run the blocks as one compiled call
+            (:func:`.fast_block.run_stage_fast`) instead of one per block; not with ``with_cp``. Defaults to False.
         **block_kwargs: ``mlp_ratio``, ``qkv_bias``, ``drop``, ``residual_masks`` of :class:`MLLABlock`.
     """
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, drop_path: Sequence[float],
                  downsample: bool, with_cp: bool = False, attn_impl: str = 'plain', cuda_graphs: bool = False,
-                 triton_dwconv: bool = False, compile_convs: bool = False, **block_kwargs):
+                 triton_dwconv: bool = False, compile_convs: bool = False, compile_stages: bool = False,
+                 **block_kwargs):
         super().__init__()
         self.with_cp = with_cp
         self.attn_impl = attn_impl
         self.compile_convs = compile_convs
+        self.compile_stages = compile_stages
         self.blocks = nn.ModuleList(
             MLLABlock(embed_dims, num_heads, drop_path=drop_path[i], attn_impl=attn_impl,
                       cuda_graphs=cuda_graphs and not with_cp, triton_dwconv=triton_dwconv, **block_kwargs)
@@ -45,14 +49,30 @@ class MLLAStage(nn.Module):
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]
                 ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor, Tuple[int, int]]:
         """Return the input of the next stage and its size, and this stage's output (before merging) and size."""
-        for block in self.blocks:
-            if self.with_cp and torch.is_grad_enabled():
-                # Non-reentrant checkpointing: works with frozen inputs and keeps RNG state for drop path.
-                x = cp.checkpoint(block, x, hw_shape, use_reentrant=False)
-            else:
-                x = block(x, hw_shape)
+        blocks_out = self._blocks_as_one_call(x, hw_shape) if self.compile_stages else None
+        if blocks_out is not None:
+            x = blocks_out
+        else:
+            for block in self.blocks:
+                if self.with_cp and torch.is_grad_enabled():
+                    # Non-reentrant checkpointing: works with frozen inputs and keeps RNG state for drop path.
+                    x = cp.checkpoint(block, x, hw_shape, use_reentrant=False)
+                else:
+                    x = block(x, hw_shape)
         if self.downsample is None:
             return x, hw_shape, x, hw_shape
         compiled = self.compile_convs and use_fast_path(self.attn_impl, x)
         x_down, down_shape = self.downsample(x, hw_shape, compiled=compiled)
         return x_down, down_shape, x, hw_shape
+
+    def _blocks_as_one_call(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> Optional[torch.Tensor]:
+        """The blocks through :func:`.fast_block.run_stage_fast`, or None where each block runs on its own: not the
+        fast path, checkpointing (it recomputes block by block), or no compiled stage to be had (among others,
+        without gradients: :func:`.fast_block.stage_compiles`)."""
+        if self.with_cp or not stage_compiles(x) or not all(block.takes_fast_path(x) for block in self.blocks):
+            return None  # before drawing the masks below, so that the blocks' own path draws the same ones
+        first = self.blocks[0]
+        return run_stage_fast(x.contiguous(), hw_shape[0], hw_shape[1], first.attn.num_heads,
+                              [block.fast_arguments() for block in self.blocks],
+                              [block.residual_factors(x) for block in self.blocks],
+                              cuda_graphs=first.cuda_graphs, triton_dwconv=first.triton_dwconv)
