@@ -49,7 +49,7 @@ def matmul_rate(device, dtype, size=8192, iters=20) -> float:
     return 2 * size ** 3 / (ms / 1e3)
 
 
-def model_variant(cfg, peer, attn_impl=None, cuda_graphs=None, kernels=None):
+def model_variant(cfg, peer, attn_impl=None, cuda_graphs=None, kernels=None, stages=None):
     """The config's model with its backbone replaced by ``peer`` (necks/heads re-wired to the peer's channels)."""
     cfg = copy.deepcopy(cfg)
     model = cfg.model
@@ -60,6 +60,8 @@ def model_variant(cfg, peer, attn_impl=None, cuda_graphs=None, kernels=None):
         model.backbone.cuda_graphs = cuda_graphs
     if kernels is not None:
         model.backbone.triton_dwconv = model.backbone.compile_convs = kernels
+    if stages is not None:
+        model.backbone.compile_stages = stages
     if peer != 'mlla':
         model.backbone = copy.deepcopy(PEER_BACKBONES[peer])
         channels = PEER_CHANNELS[peer]
@@ -121,19 +123,21 @@ def run(args):
     results = dict(machine=machine(), args=vars(args), rows=[])
     peers = args.peers or (BACKBONE_PEERS if args.level == 'backbone' else MODEL_PEERS)
     # MLLA once per --attn-impl (the plain path and the fast path, side by side; the fast path once per
-    # --cuda-graphs and --fast-kernels setting), then the other backbones
+    # --cuda-graphs, --fast-kernels and --compile-stages setting), then the other backbones
     graph_settings = [setting == 'on' for setting in args.cuda_graphs]
     kernel_settings = [setting == 'on' for setting in args.fast_kernels]
+    stage_settings = [setting == 'on' for setting in args.compile_stages]
     variants = []
     for peer in peers:
         if peer != 'mlla':
-            variants.append((peer, None, None, None))
+            variants.append((peer, None, None, None, None))
             continue
         for impl in args.attn_impl:
             if impl == 'plain':
-                variants.append((peer, impl, None, None))
+                variants.append((peer, impl, None, None, None))
                 continue
-            variants.extend((peer, impl, graphs, kernels) for graphs in graph_settings for kernels in kernel_settings)
+            variants.extend((peer, impl, graphs, kernels, stages) for graphs in graph_settings
+                            for kernels in kernel_settings for stages in stage_settings)
     if args.level == 'model':
         from mmengine.model import revert_sync_batchnorm
         from mmengine.registry import init_default_scope
@@ -145,17 +149,19 @@ def run(args):
         init_default_scope(task)
         registry = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS
     for precision in args.precision:
-        for peer, impl, graphs, kernels in variants:
+        for peer, impl, graphs, kernels, stages in variants:
             torch.manual_seed(0)
             mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl,
-                               cuda_graphs=bool(graphs), triton_dwconv=bool(kernels), compile_convs=bool(kernels))
+                               cuda_graphs=bool(graphs), triton_dwconv=bool(kernels), compile_convs=bool(kernels),
+                               compile_stages=bool(stages))
             if args.level == 'backbone':
                 model = build_backbone(peer, mlla_kwargs)
                 make = backbone_batch(args.batch, args.shape, device)
             else:
-                model = revert_sync_batchnorm(registry.build(model_variant(cfg, peer, impl, graphs, kernels)))
+                model = revert_sync_batchnorm(registry.build(model_variant(cfg, peer, impl, graphs, kernels, stages)))
                 make = model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape, device)
-            suffix = (',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
+            suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
+                      + (',stages' if stages else ''))
             name = peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]'
             row = dict(model=name, level=args.level,
                        precision=precision, batch=args.batch, shape=list(args.shape),
@@ -220,6 +226,9 @@ def parse_args(argv=None):
     parser.add_argument('--fast-kernels', nargs='+', choices=['on', 'off'], default=['off'],
                         help='on the fast path, also the Triton depthwise convolutions and the compiled stem / '
                              'patch merging (MLLA triton_dwconv=..., compile_convs=...); "off on" measures both')
+    parser.add_argument('--compile-stages', nargs='+', choices=['on', 'off'], default=['off'],
+                        help="on the fast path, each stage's blocks as one compiled call (MLLA compile_stages=...); "
+                             '"off on" measures both')
     parser.add_argument('--roofline', action='store_true',
                         help='also report achieved TFLOP/s of inference against a measured matmul rate')
     parser.add_argument('--cpu', action='store_true', help='measure on the CPU even if a GPU is there')
