@@ -61,10 +61,10 @@ class MLLA(BaseModule):
         compile_stages (bool): On the fast path in training, run each stage's blocks as one compiled call, the
             block a nested compile region (compiled once per width, as without it, and called once per block): a
             train step then replays 8 CUDA graphs instead of one per block, forward and backward (36 for MLLA-T),
-            and checks Dynamo's guards 4 times instead of 18. Inference keeps one compiled call per block. Why: on an H100 the fast path's train step waits on the host
-            (README, Speed). Needs torch >= 2.8 (``torch.compiler.nested_compile_region``); without it, or should
-            it fail to compile, the blocks are compiled one by one as by default. Off by default until measured on
-            a GPU. Defaults to False.
+            and checks Dynamo's guards 4 times instead of 18. Inference keeps one compiled call per block. Why: on
+            an H100 the fast path's train step waits on the host (README, Speed). Needs torch >= 2.8
+            (``torch.compiler.nested_compile_region``); without it, or should it fail to compile, the blocks are
+            compiled one by one as by default. Off by default until measured on a GPU. Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
