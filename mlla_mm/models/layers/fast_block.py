@@ -217,13 +217,35 @@ def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
     Inductor fails an assertion in its tiling analysis on such graphs (measured on an H100), so training compiles
     once per stage width.
     """
-    key = (cuda_graphs, dynamic_weights)
+    return _compile_once((cuda_graphs, dynamic_weights), mlla_block_fast, cuda_graphs, dynamic_weights)
+
+
+def _compile_once(key, fn, cuda_graphs: bool, dynamic_weights: bool, **dynamo_settings):
+    """``fn`` compiled with dynamic sizes (and CUDA graphs if asked), kept under ``key`` in :data:`_compiled`; the
+    weights' shapes static unless ``dynamic_weights`` (see :func:`_get_compiled`); ``dynamo_settings``: more
+    ``torch._dynamo.config`` patched around each call."""
     if key not in _compiled:
         _announce_compile(dynamic_weights)
         config = _allow_recompiles()
-        compiled = torch.compile(mlla_block_fast, dynamic=True, options={'triton.cudagraphs': cuda_graphs})
-        _compiled[key] = config.patch(force_parameter_static_shapes=not dynamic_weights)(compiled)
+        compiled = torch.compile(fn, dynamic=True, options={'triton.cudagraphs': cuda_graphs})
+        _compiled[key] = config.patch(force_parameter_static_shapes=not dynamic_weights, **dynamo_settings)(compiled)
     return _compiled[key]
+
+
+def _own_tokens(x: torch.Tensor) -> torch.Tensor:
+    """``x``, copied if it is a view. Why: the first block of a stage gets the stem's or the patch merging's output
+    as a view of their image, the others a tensor of its own. Dynamo guards on the layout of a view's base, so the
+    two kinds of input would be two compiled graphs per stage width (tests/test_fast_path.py counts them); one copy
+    of the tokens per stage costs far less than compiling again."""
+    return x.clone() if x._base is not None else x
+
+
+def _out_of_graph_pool(out: torch.Tensor, graphs: bool) -> torch.Tensor:
+    """``out`` of a compiled call, copied into ordinary memory where CUDA graphs may overwrite it. Why: with no
+    backward pending (inference, or a frozen stage), CUDA graph trees start a new generation at every call and may
+    reuse this output's memory for the next call, while that call still reads it (its residual). A copy costs one
+    pass over the tokens."""
+    return out.clone() if graphs and not out.requires_grad else out
 
 
 # ---------------------------------------------------------------------------------------------------- stages
@@ -254,16 +276,9 @@ def _get_compiled_stage(cuda_graphs: bool):
     Floats (the LayerNorms' eps) are specialised: a nested region takes tensors and integers only, and Dynamo would
     otherwise make them symbolic under ``dynamic=True``.
     """
-    key = ('stage', cuda_graphs)
-    if key not in _compiled:
-        _announce_compile(dynamic_weights=False)
-        config = _allow_recompiles()
-        compiled = torch.compile(_stage_blocks, dynamic=True, options={'triton.cudagraphs': cuda_graphs})
-        settings = dict(force_parameter_static_shapes=True)
-        if hasattr(config, 'specialize_float'):
-            settings['specialize_float'] = True
-        _compiled[key] = config.patch(**settings)(compiled)
-    return _compiled[key]
+    import torch._dynamo
+    floats = {'specialize_float': True} if hasattr(torch._dynamo.config, 'specialize_float') else {}
+    return _compile_once(('stage', cuda_graphs), _stage_blocks, cuda_graphs, False, **floats)
 
 
 def stage_compiles(x: torch.Tensor) -> bool:
@@ -292,16 +307,12 @@ def run_stage_fast(x: torch.Tensor, height: int, width: int, num_heads: int, blo
     if not stage_compiles(x):
         return None
     graphs = cuda_graphs and 'graphs' not in _failed
-    if x._base is not None:  # as in run_block_fast: a view would compile a second graph
-        x = x.clone()
     try:
-        out = _get_compiled_stage(graphs)(x, height, width, num_heads, block_args, masks, triton_dwconv)
+        out = _get_compiled_stage(graphs)(_own_tokens(x), height, width, num_heads, block_args, masks, triton_dwconv)
     except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
         _step_down(error, 'stages', ' on a whole stage', 'each block is compiled on its own')
         return None
-    if graphs and not out.requires_grad:  # as in run_block_fast: the next call may reuse the graphs' memory
-        out = out.clone()
-    return out
+    return _out_of_graph_pool(out, graphs)
 
 
 # ---------------------------------------------------------------------------------------------------- conv parts
@@ -344,12 +355,7 @@ def run_block_fast(x: torch.Tensor, height: int, width: int, *args, cuda_graphs:
         return mlla_block_fast(x, height, width, *args, **kwargs)
     graphs = cuda_graphs and 'graphs' not in _failed
     dynamic_weights = not torch.is_grad_enabled() and 'dynamic-weights' not in _failed
-    if x._base is not None:
-        # The first block of a stage gets the stem's or the patch merging's output as a view of their image, the
-        # others a tensor of its own. Dynamo guards on the layout of a view's base, so the two kinds of input would
-        # be two compiled graphs per stage width (tests/test_fast_path.py counts them); one copy of the tokens per
-        # stage costs far less than compiling again.
-        x = x.clone()
+    x = _own_tokens(x)
     try:
         out = _get_compiled(graphs, dynamic_weights)(x, height, width, *args, **kwargs)
     except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
@@ -357,9 +363,4 @@ def run_block_fast(x: torch.Tensor, height: int, width: int, *args, cuda_graphs:
         _step_down(error, step, '', {'dynamic-weights': 'compiling once per stage width',
                                      'graphs': 'without CUDA graphs', 'compile': 'running eagerly'}[step])
         return run_block_fast(x, height, width, *args, cuda_graphs=cuda_graphs, **kwargs)
-    if graphs and not out.requires_grad:
-        # With no backward pending (inference, or a frozen stage), CUDA graph trees start a new generation at
-        # every call and may reuse this output's memory for the next block's run, while that block still reads
-        # it (its residual). A copy into ordinary memory costs one pass over the tokens.
-        out = out.clone()
-    return out
+    return _out_of_graph_pool(out, graphs)
