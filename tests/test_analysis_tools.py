@@ -72,6 +72,38 @@ def test_benchmark_writes_json_and_table(tmp_path):
     assert 'mlla_tiny[fast]' in result.stdout and 'infer ms' in result.stdout
 
 
+def test_benchmark_adamw_forms(tmp_path):
+    """--adamw foreach fused: each peer once per form of AdamW, and the fused form is what the step ran."""
+    out = tmp_path / 'bench.json'
+    result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'resnet50',
+                      '--adamw', 'foreach', 'fused', '--shape', '64', '64', '--batch', '1', '--warmup', '1',
+                      '--iters', '1', '--cpu', '--json', out, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())['rows']
+    assert [(row['model'], row['adamw']) for row in rows] == [('resnet50', 'foreach'),
+                                                                ('resnet50+fused-adamw', 'fused')]
+    assert all(row['train_step_ms'] > 0 for row in rows)
+
+
+@pytest.mark.parametrize('fused', [False, True])
+def test_measure_builds_the_adamw_asked_for(monkeypatch, fused):
+    from mlla_mm.analysis import benchmark
+    built = []
+
+    class SpyAdamW(torch.optim.AdamW):
+        def __init__(self, params, **kwargs):
+            super().__init__(params, **kwargs)
+            built.append(self.defaults)
+
+    monkeypatch.setattr(torch.optim, 'AdamW', SpyAdamW)
+    model = torch.nn.Conv2d(3, 4, 3)
+    x = torch.randn(1, 3, 8, 8)
+    result = benchmark.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
+                               'fp32', warmup=0, iters=1, batch_size=1, fused_adamw=fused)
+    assert result['train_step_ms'] > 0
+    assert len(built) == 1 and bool(built[0]['fused']) is fused
+
+
 @pytest.fixture(scope='module')
 def demo_checkpoint(tmp_path_factory):
     """A demo Mask R-CNN (untrained) saved as mmengine saves it, and a few demo images."""

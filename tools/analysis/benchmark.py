@@ -148,7 +148,7 @@ def run(args):
         task = task_of(cfg)
         init_default_scope(task)
         registry = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS
-    for precision in args.precision:
+    for precision, adamw in ((precision, adamw) for precision in args.precision for adamw in args.adamw):
         for peer, impl, graphs, kernels, stages in variants:
             torch.manual_seed(0)
             mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl,
@@ -162,13 +162,14 @@ def run(args):
                 make = model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape, device)
             suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
                       + (',stages' if stages else ''))
-            name = peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]'
-            row = dict(model=name, level=args.level,
+            name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]') + (
+                '+fused-adamw' if adamw == 'fused' and not args.no_train else '')
+            row = dict(model=name, level=args.level, adamw=adamw,
                        precision=precision, batch=args.batch, shape=list(args.shape),
                        params_m=sum(p.numel() for p in model.parameters()) / 1e6)
             try:
                 row.update(measure(model, make, device, precision, args.warmup, args.iters, args.batch,
-                                   train=not args.no_train))
+                                   train=not args.no_train, fused_adamw=adamw == 'fused'))
             except RuntimeError as err:  # e.g. a kernel without this dtype: record it, go on with the rest
                 row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0]}'
             if args.level == 'backbone' and args.roofline and 'infer_ms' in row:
@@ -187,7 +188,7 @@ def run(args):
     return results
 
 
-HEADER = (f'{"model":<28} {"prec":<5} {"batch":>5} {"shape":>10} {"params":>8} {"infer ms":>9} {"img/s":>9} '
+HEADER = (f'{"model":<36} {"prec":<5} {"batch":>5} {"shape":>10} {"params":>8} {"infer ms":>9} {"img/s":>9} '
           f'{"train ms":>9} {"peak MiB":>9}')
 
 
@@ -196,10 +197,10 @@ def print_row(row):
         print(HEADER)
         print_row.header_done = True
     if 'error' in row:
-        print(f'{row["model"]:<28} {row["precision"]:<5} {row["batch"]:>5} error: {row["error"]}')
+        print(f'{row["model"]:<36} {row["precision"]:<5} {row["batch"]:>5} error: {row["error"]}')
         return
     shape = 'x'.join(map(str, row['shape']))
-    print(f'{row["model"]:<28} {row["precision"]:<5} {row["batch"]:>5} {shape:>10} {row["params_m"]:>7.1f}M '
+    print(f'{row["model"]:<36} {row["precision"]:<5} {row["batch"]:>5} {shape:>10} {row["params_m"]:>7.1f}M '
           f'{row["infer_ms"]:>9.2f} {row["images_per_s"]:>9.1f} {row.get("train_step_ms", float("nan")):>9.2f} '
           f'{row.get("train_peak_mem_mib", float("nan")):>9.0f}'
           + (f'  {row["achieved_tflops"]:.2f} of {row["matmul_tflops"]:.1f} TFLOP/s' if 'achieved_tflops' in row
@@ -229,6 +230,9 @@ def parse_args(argv=None):
     parser.add_argument('--compile-stages', nargs='+', choices=['on', 'off'], default=['off'],
                         help="on the fast path, each stage's blocks as one compiled call (MLLA compile_stages=...); "
                              '"off on" measures both')
+    parser.add_argument('--adamw', nargs='+', choices=['foreach', 'fused'], default=['foreach'],
+                        help="the train step's AdamW: torch's multi-tensor form or its fused form (the configs' "
+                             'optimizer=dict(type=\'AdamW\', fused=True)); "foreach fused" measures both')
     parser.add_argument('--roofline', action='store_true',
                         help='also report achieved TFLOP/s of inference against a measured matmul rate')
     parser.add_argument('--cpu', action='store_true', help='measure on the CPU even if a GPU is there')
