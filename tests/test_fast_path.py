@@ -263,7 +263,8 @@ def test_backbone_compiles_once_whatever_the_input_size(counted_compiles, monkey
     torch.manual_seed(0)
     # two heads or more, as in every MLLA arch: a single head makes a broadcast that Dynamo specialises on
     arch = dict(embed_dims=32, depths=[2, 2, 1, 1], num_heads=[2, 4, 8, 16])
-    model = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, compile_convs=True, cuda_graphs=False)
+    model = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, compile_convs=True, cuda_graphs=False,
+                 compile_stages=False)
     sizes = [(96, 128), (128, 160), (100, 140), (64, 96)]  # (100, 140): stage 1 is 25 x 35, stage 2 13 x 18
     counts = []
     for height, width in sizes:
@@ -301,7 +302,7 @@ def test_compiled_stages_compile_the_block_once_per_width_and_match_the_blocks(c
     torch.manual_seed(0)
     arch = dict(embed_dims=32, depths=[2, 3, 1, 1], num_heads=[2, 4, 8, 16])
     stages = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_stages=True)
-    blocks = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False)
+    blocks = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_stages=False)
     blocks.load_state_dict(stages.state_dict())
     inputs = [torch.randn(2, 3, 96, 128), torch.randn(2, 3, 100, 140)]  # (100, 140): odd sides in later stages
     got = []
@@ -332,12 +333,12 @@ def test_compiled_stages_leave_the_blocks_path_where_they_do_not_compile(monkeyp
     blocks run as without ``compile_stages``: same stochastic-depth draws, same result, bit for bit."""
     arch = dict(embed_dims=32, depths=[2, 2, 1, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
-    default = MLLA(arch, attn_impl='fast', drop_path_rate=0.2)
-    stages = MLLA(arch, attn_impl='fast', drop_path_rate=0.2, compile_stages=True)
-    stages.load_state_dict(default.state_dict())
-    assert all(stage.compile_stages for stage in stages.layers)
+    blocks = MLLA(arch, attn_impl='fast', drop_path_rate=0.2, compile_stages=False)
+    stages = MLLA(arch, attn_impl='fast', drop_path_rate=0.2)
+    stages.load_state_dict(blocks.state_dict())
+    assert all(stage.compile_stages for stage in stages.layers), 'compile_stages is on by default'
     x = torch.randn(2, 3, 64, 96)
-    for a, b in zip(_train_step(stages, x, seed=3), _train_step(default, x, seed=3)):
+    for a, b in zip(_train_step(stages, x, seed=3), _train_step(blocks, x, seed=3)):
         assert torch.equal(a, b)
     monkeypatch.setattr(fast_block, '_compiles', lambda x: True)
     checkpointed = MLLA(arch, attn_impl='fast', with_cp=True, compile_stages=True).layers[0]

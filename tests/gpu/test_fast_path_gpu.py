@@ -130,7 +130,7 @@ def train_step(model, x, dtype, seed):
 
 
 @pytest.mark.parametrize('frozen_stages,kernels,stages', [(-1, False, False), (1, False, False), (-1, True, False),
-                                                         (-1, False, True)])
+                                                         (-1, False, True), (1, False, True)])
 def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernels, stages):
     """bf16 train steps through CUDA graphs: inputs of two shapes, each seen twice, so the graphs are recorded,
     then replayed.
@@ -206,14 +206,15 @@ def test_compiled_stem_and_merging_keep_batchnorm_statistics():
             assert rel(f.double(), p.double()) < 2e-3
 
 
-def test_gradient_accumulation_through_cuda_graphs():
+@pytest.mark.parametrize('stages', [False, True])
+def test_gradient_accumulation_through_cuda_graphs(stages):
     """Two backward passes without zeroing the gradients in between (mmengine's ``accumulative_counts``): the
     graphed backward's gradients must not stay in memory that the next replay overwrites, and the accumulated
-    gradients must match the plain path's."""
+    gradients must match the plain path's. With blocks compiled one by one, and a stage at a time (the default)."""
     arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().train()
-    fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0.).cuda().train()
+    fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0., compile_stages=stages).cuda().train()
     fast.load_state_dict(plain.state_dict())
     reference = copy.deepcopy(plain).double()
     inputs = [torch.randn(2, 3, 160, 224, device='cuda') for _ in range(3)]
@@ -233,3 +234,5 @@ def test_gradient_accumulation_through_cuda_graphs():
         if r.norm() < 1e-10 * largest:
             continue
         assert rel(f, r) < 3 * rel(p, r) + 2e-2, (index, rel(f, r), rel(p, r))
+    if stages:  # the path under test was taken
+        assert ('stage', True) in fast_block._compiled and 'stages' not in fast_block._failed

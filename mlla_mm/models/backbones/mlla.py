@@ -64,7 +64,9 @@ class MLLA(BaseModule):
             and checks Dynamo's guards 4 times instead of 18. Inference keeps one compiled call per block. Why: on
             an H100 the fast path's train step waits on the host (README, Speed). Needs torch >= 2.8
             (``torch.compiler.nested_compile_region``); without it, or should it fail to compile, the blocks are
-            compiled one by one as by default. Off by default until measured on a GPU. Defaults to False.
+            compiled one by one. Measured on an H100 (2026-11-27, same process): MLLA-T's 2x800x1344 bf16
+            backbone train step 37.8 ms against 48.5 ms one block per call, the Mask R-CNN fp16 train step
+            110.4 ms against 142.9 ms (README, Speed). Defaults to True.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
@@ -92,7 +94,7 @@ class MLLA(BaseModule):
                  cuda_graphs: bool = True,
                  triton_dwconv: bool = False,
                  compile_convs: bool = False,
-                 compile_stages: bool = False,
+                 compile_stages: bool = True,
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
