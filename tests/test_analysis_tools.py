@@ -85,23 +85,39 @@ def test_benchmark_adamw_forms(tmp_path):
     assert all(row['train_step_ms'] > 0 for row in rows)
 
 
-@pytest.mark.parametrize('fused', [False, True])
-def test_measure_builds_the_adamw_asked_for(monkeypatch, fused):
+def test_measure_steps_the_optimizer_it_is_given():
     from mlla_mm.analysis import benchmark
-    built = []
-
-    class SpyAdamW(torch.optim.AdamW):
-        def __init__(self, params, **kwargs):
-            super().__init__(params, **kwargs)
-            built.append(self.defaults)
-
-    monkeypatch.setattr(torch.optim, 'AdamW', SpyAdamW)
     model = torch.nn.Conv2d(3, 4, 3)
     x = torch.randn(1, 3, 8, 8)
+    built, stepped = [], []
+
+    def make_optimizer(m):
+        optimizer = benchmark.adamw(m, fused=True)
+        optimizer.register_step_post_hook(lambda *args: stepped.append(1))
+        built.append(optimizer)
+        return optimizer
+
+    before = model.weight.detach().clone()
     result = benchmark.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
-                               'fp32', warmup=0, iters=1, batch_size=1, fused_adamw=fused)
+                               'fp32', warmup=0, iters=2, batch_size=1, make_optimizer=make_optimizer)
     assert result['train_step_ms'] > 0
-    assert len(built) == 1 and bool(built[0]['fused']) is fused
+    assert len(built) == 1 and built[0].defaults['fused'] is True and len(stepped) == 2
+    assert not torch.equal(before, model.weight)
+
+
+def test_benchmark_model_level_with_the_configs_optimizer(tmp_path):
+    """--adamw config: the train step steps the config's optim_wrapper (GroupedOptimWrapperConstructor, fused)."""
+    out = tmp_path / 'bench.json'
+    result = run_tool('tools/analysis/benchmark.py', '--level', 'model', '--config',
+                      'configs/detection/mask_rcnn_mlla_t.py', '--peers', 'mlla', '--adamw', 'config',
+                      '--shape', '128', '128', '--batch', '1', '--warmup', '0', '--iters', '1', '--cpu',
+                      '--json', out, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())['rows']
+    assert [(row['model'], row['adamw']) for row in rows] == [('mlla_tiny[plain]+config-adamw', 'config')]
+    assert rows[0]['train_step_ms'] > 0
+    refused = run_tool('tools/analysis/benchmark.py', '--adamw', 'config', '--cpu', timeout=60)
+    assert refused.returncode == 2 and '--adamw config needs --level model' in refused.stderr
 
 
 @pytest.fixture(scope='module')

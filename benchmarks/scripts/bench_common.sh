@@ -5,7 +5,8 @@ out=${OUT:-benchmarks/latest}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 kernels=${FAST_KERNELS:-off}
-stages=${COMPILE_STAGES:-off}
+stages=${COMPILE_STAGES:-on}
+adamw=${ADAMW:-foreach}
 
 read_limits() { # how many, the default: LIMITS (or the default) into the array `limits`, checked
   local count=$1
@@ -18,5 +19,5 @@ read_limits() { # how many, the default: LIMITS (or the default) into the array 
 bench() { # name, time limit in s, then benchmark.py arguments
   local name=$1 limit=$2; shift 2
   timeout "$limit" python3 tools/analysis/benchmark.py --fast-kernels $kernels --compile-stages $stages \
-    --json "$out/$name.json" "$@" 2>&1 | grep -v -E 'jit.script_method|^ +warnings.warn' | tee "$out/$name.log"
+    --adamw $adamw --json "$out/$name.json" "$@" 2>&1 | grep -v -E 'jit.script_method|^ +warnings.warn' | tee "$out/$name.log"
 }

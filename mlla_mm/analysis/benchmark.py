@@ -93,12 +93,12 @@ def _loss_of(outputs) -> torch.Tensor:
 
 
 def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.device, precision: str,
-            warmup: int, iters: int, batch_size: int, train: bool = True, fused_adamw: bool = False) -> Dict:
+            warmup: int, iters: int, batch_size: int, train: bool = True,
+            make_optimizer: Optional[Callable[[nn.Module], torch.optim.Optimizer]] = None) -> Dict:
     """Inference and training-step timings of ``model(**make_batch())`` (``mode`` keys for mmdet/mmseg models).
 
-    The training step's optimizer is AdamW, by default torch's multi-tensor (``foreach``) form;
-    ``fused_adamw=True`` takes its fused form, one kernel for many tensors, which costs the host far less time
-    per step for a model of many parameter tensors (MLLA-T has 479).
+    The training step's optimizer is ``make_optimizer(model)``; by default torch's AdamW in its default
+    (multi-tensor) form over the trainable parameters, in one group.
     """
     dtype = PRECISIONS[precision]
     autocast = (torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext())
@@ -117,8 +117,7 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
         return result
 
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5,
-                                  **(dict(fused=True) if fused_adamw else {}))
+    optimizer = (make_optimizer or adamw)(model)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     def step():
@@ -139,6 +138,11 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
     if device.type == 'cuda':
         result['train_peak_mem_mib'] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
+
+
+def adamw(model: nn.Module, **options) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters of ``model``, in one group (``options``: e.g. ``fused=True``)."""
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, **options)
 
 
 def backbone_batch(batch_size: int, shape: Sequence[int], device: torch.device) -> Callable[[], Dict]:

@@ -12,6 +12,7 @@ where --iters should be small). The JSON records the machine, torch version and 
 import argparse
 import copy
 import datetime
+import functools
 import json
 import os
 import os.path as osp
@@ -22,8 +23,8 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
 
-from mlla_mm.analysis.benchmark import (PEER_BACKBONES, PEER_CHANNELS, backbone_batch, backbone_flops,  # noqa
-                                        build_backbone, measure)
+from mlla_mm.analysis.benchmark import (PEER_BACKBONES, PEER_CHANNELS, adamw, backbone_batch,  # noqa
+                                        backbone_flops, build_backbone, measure)
 
 BACKBONE_PEERS = ['mlla', 'swin_t', 'resnet50', 'convnext_t']
 MODEL_PEERS = ['mlla', 'swin_t', 'resnet50']
@@ -140,6 +141,7 @@ def run(args):
                             for kernels in kernel_settings for stages in stage_settings)
     if args.level == 'model':
         from mmengine.model import revert_sync_batchnorm
+        from mmengine.optim import build_optim_wrapper
         from mmengine.registry import init_default_scope
 
         from mlla_mm.apis.runner import load_config, task_of
@@ -148,7 +150,9 @@ def run(args):
         task = task_of(cfg)
         init_default_scope(task)
         registry = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS
-    for precision, adamw in ((precision, adamw) for precision in args.precision for adamw in args.adamw):
+    optimizers = dict(foreach=adamw, fused=functools.partial(adamw, fused=True),
+                      config=lambda model: build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper)).optimizer)
+    for precision, adamw_form in ((p, form) for p in args.precision for form in args.adamw):
         for peer, impl, graphs, kernels, stages in variants:
             torch.manual_seed(0)
             mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl,
@@ -163,13 +167,13 @@ def run(args):
             suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
                       + (',stages' if stages else ''))
             name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]') + (
-                '+fused-adamw' if adamw == 'fused' and not args.no_train else '')
-            row = dict(model=name, level=args.level, adamw=adamw,
+                f'+{adamw_form}-adamw' if adamw_form != 'foreach' and not args.no_train else '')
+            row = dict(model=name, level=args.level, adamw=adamw_form,
                        precision=precision, batch=args.batch, shape=list(args.shape),
                        params_m=sum(p.numel() for p in model.parameters()) / 1e6)
             try:
                 row.update(measure(model, make, device, precision, args.warmup, args.iters, args.batch,
-                                   train=not args.no_train, fused_adamw=adamw == 'fused'))
+                                   train=not args.no_train, make_optimizer=optimizers[adamw_form]))
             except RuntimeError as err:  # e.g. a kernel without this dtype: record it, go on with the rest
                 row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0]}'
             if args.level == 'backbone' and args.roofline and 'infer_ms' in row:
@@ -227,12 +231,13 @@ def parse_args(argv=None):
     parser.add_argument('--fast-kernels', nargs='+', choices=['on', 'off'], default=['off'],
                         help='on the fast path, also the Triton depthwise convolutions and the compiled stem / '
                              'patch merging (MLLA triton_dwconv=..., compile_convs=...); "off on" measures both')
-    parser.add_argument('--compile-stages', nargs='+', choices=['on', 'off'], default=['off'],
-                        help="on the fast path, each stage's blocks as one compiled call (MLLA compile_stages=...); "
-                             '"off on" measures both')
-    parser.add_argument('--adamw', nargs='+', choices=['foreach', 'fused'], default=['foreach'],
-                        help="the train step's AdamW: torch's multi-tensor form or its fused form (the configs' "
-                             'optimizer=dict(type=\'AdamW\', fused=True)); "foreach fused" measures both')
+    parser.add_argument('--compile-stages', nargs='+', choices=['on', 'off'], default=['on'],
+                        help="on the fast path in training, each stage's blocks as one compiled call (MLLA "
+                             'compile_stages=..., on by default); "off on" measures both')
+    parser.add_argument('--adamw', nargs='+', choices=['foreach', 'fused', 'config'], default=['foreach'],
+                        help="the train step's AdamW: torch's default multi-tensor form or its fused form, over all "
+                             "parameters in one group, or (model level) the config's optim_wrapper, as training "
+                             'builds it; "foreach fused" measures both')
     parser.add_argument('--roofline', action='store_true',
                         help='also report achieved TFLOP/s of inference against a measured matmul rate')
     parser.add_argument('--cpu', action='store_true', help='measure on the CPU even if a GPU is there')
@@ -240,6 +245,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.level == 'model' and not args.config:
         parser.error('--level model needs --config')
+    if 'config' in args.adamw and args.level != 'model':
+        parser.error("--adamw config needs --level model (the config's optim_wrapper)")
     return args
 
 
