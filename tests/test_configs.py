@@ -115,8 +115,8 @@ def test_detection_recipe(name):
     assert cfg.model.roi_head.bbox_head.num_classes == 80 and cfg.model.roi_head.mask_head.num_classes == 80
 
     optim = cfg.optim_wrapper
-    assert optim.type == 'OptimWrapper'
-    assert optim.optimizer == dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+    assert optim.type == 'OptimWrapper' and optim.constructor == 'GroupedOptimWrapperConstructor'
+    assert optim.optimizer == dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05, fused=True)
     keys = optim.paramwise_cfg.custom_keys
     assert keys['norm'] == dict(decay_mult=0.)
     assert keys['absolute_pos_embed'] == dict(decay_mult=0.)
@@ -185,7 +185,7 @@ def test_detection_train_pipeline_runs(tmp_path):
 
 
 def test_norm_parameters_get_no_weight_decay():
-    """Through mmengine's optimizer constructor: every norm parameter has weight decay 0, the rest 0.05."""
+    """Through the config's optimizer constructor: every norm parameter has weight decay 0, the rest 0.05."""
     from mmengine.optim import build_optim_wrapper
     cfg = load('detection/mask_rcnn_mlla_t.py')
     model = build_model(cfg)
@@ -274,7 +274,8 @@ def test_segmentation_recipe(name):
     assert head.norm_cfg.type == aux.norm_cfg.type == 'SyncBN'
 
     optim = cfg.optim_wrapper
-    assert optim.optimizer == dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01)
+    assert optim.constructor == 'GroupedOptimWrapperConstructor'
+    assert optim.optimizer == dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01, fused=True)
     assert optim.paramwise_cfg.custom_keys['norm'] == dict(decay_mult=0.)
     warmup, poly = cfg.param_scheduler
     assert warmup == dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500)

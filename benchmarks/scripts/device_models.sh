@@ -7,8 +7,9 @@
 # Inductor cache on the H100 host: fill the cache first (the same command with a longer limit, or a separate run of
 # benchmark.py with --peers mlla --attn-impl fast --warmup 1 --iters 2), then time with a warm one. Even warm, each
 # fast variant spends about a minute per kind of call tracing and loading graphs (benchmarks/h100_2026-11-27/).
-# LIMITS="300 300" sets the two rows' time limits in seconds. FAST_KERNELS="off on" and COMPILE_STAGES="off on" as in
-# device_speed.sh.
+# LIMITS="300 300" sets the two rows' time limits in seconds. FAST_KERNELS, COMPILE_STAGES and ADAMW as in
+# device_speed.sh, but ADAMW defaults to "config": the config's own optimizer wrapper, as training steps it.
+ADAMW=${ADAMW:-config}
 source "$(dirname "$0")/bench_common.sh"
 impls=${*:-plain fast}
 read_limits 2 "300 300"
