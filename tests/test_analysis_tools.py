@@ -59,14 +59,15 @@ def test_attention_matmuls_are_counted():
 def test_benchmark_writes_json_and_table(tmp_path):
     out = tmp_path / 'bench.json'
     result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'mlla', 'resnet50',
-                      '--attn-impl', 'plain', 'fast', '--compile-stages', 'off', 'on',
+                      '--attn-impl', 'plain', 'fast', '--compile-stages', 'off', 'on', 'all',
                       '--shape', '64', '96', '--batch', '1', '--warmup', '1', '--iters', '2', '--cpu',
                       '--json', out, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data['machine']['torch'] == torch.__version__
     models = [row['model'] for row in data['rows']]
-    assert models == ['mlla_tiny[plain]', 'mlla_tiny[fast]', 'mlla_tiny[fast,stages]', 'resnet50']
+    assert models == ['mlla_tiny[plain]', 'mlla_tiny[fast]', 'mlla_tiny[fast,stages]', 'mlla_tiny[fast,stages-all]',
+                      'resnet50']
     for row in data['rows']:
         assert row['infer_ms'] > 0 and row['train_step_ms'] > 0 and row['images_per_s'] > 0
     assert 'mlla_tiny[fast]' in result.stdout and 'infer ms' in result.stdout

@@ -328,6 +328,46 @@ def test_compiled_stages_compile_the_block_once_per_width_and_match_the_blocks(c
     assert fast_block._failed == set() and ('stage', False) in fast_block._compiled
 
 
+def test_compiled_stages_in_inference_with_all(counted_compiles, monkeypatch):
+    """``compile_stages='all'``: inference runs each stage as one compiled call too, one graph per stage width (the
+    weights' shapes static), none more for another image size, and computes what the per-block calls compute. The
+    default (``True``, training only) keeps inference on the blocks' own path."""
+    monkeypatch.setattr(fast_block, '_compiles', lambda x: True)  # the CUDA-only switch, here on the CPU
+    from mlla_mm.models.layers import stage as stage_module
+    stage_calls = []
+
+    def counted_stage_call(*args, **kwargs):
+        out = fast_block.run_stage_fast(*args, **kwargs)
+        stage_calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(stage_module, 'run_stage_fast', counted_stage_call)
+    torch.manual_seed(0)
+    arch = dict(embed_dims=32, depths=[2, 3, 1, 1], num_heads=[2, 4, 8, 16])
+    stages = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages='all').eval()
+    blocks = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages=False).eval()
+    blocks.load_state_dict(stages.state_dict())
+    counts = []
+    with torch.no_grad():
+        for x in (torch.randn(1, 3, 96, 128), torch.randn(1, 3, 100, 140)):  # (100, 140): odd later stages
+            from_stages = [o.clone() for o in stages(x)]
+            counts.append(len(counted_compiles))
+            for a, b in zip(from_stages, blocks(x)):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert counts == [4, 4 + 1], 'a graph per stage width, then the blocks\' one graph for all widths'
+    assert fast_block._failed == set() and stage_calls == [True] * 4 * 2
+    default = MLLA(arch, attn_impl='fast', cuda_graphs=False).eval()
+    assert all(stage.compile_stages == 'train' for stage in default.layers)
+    with torch.no_grad():
+        default(torch.randn(1, 3, 96, 128))
+    assert stage_calls == [True] * 4 * 2, 'the default runs no compiled stage in inference'
+
+
+def test_compile_stages_rejects_unknown_values():
+    with pytest.raises(ValueError, match=r"compile_stages must be one of .*'all'.*got 'always'"):
+        MLLA('tiny', compile_stages='always')
+
+
 def test_compiled_stages_leave_the_blocks_path_where_they_do_not_compile(monkeypatch):
     """Where stages are not compiled (the CPU; or checkpointing in training, which recomputes block by block), the
     blocks run as without ``compile_stages``: same stochastic-depth draws, same result, bit for bit."""

@@ -84,21 +84,26 @@ def test_compiled_fast_block_matches_plain(batch, height, width, dims, heads, dt
             assert err_fast < 1.5 * err_plain + 2e-3, (name, err_fast, err_plain)
 
 
+@pytest.mark.parametrize('compile_stages', [True, 'all'])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16, torch.float16])
-def test_backbone_auto_uses_fast_path_and_agrees(dtype):
+def test_backbone_auto_uses_fast_path_and_agrees(dtype, compile_stages):
+    """Inference: per-block compiled calls (the default), or a compiled call per stage (``'all'``); each input
+    size twice, so that the second call replays the recorded CUDA graphs."""
     arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().eval()
-    auto = MLLA(arch, attn_impl='auto', drop_path_rate=0.).cuda().eval()
+    auto = MLLA(arch, attn_impl='auto', drop_path_rate=0., compile_stages=compile_stages).cuda().eval()
     auto.load_state_dict(plain.state_dict())
     assert all(b.attn_impl == 'auto' for s in auto.layers for b in s.blocks)
-    x = torch.randn(2, 3, 203, 317, device='cuda')
-    with torch.no_grad(), torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):
-        outs_p, outs_f = plain(x), auto(x)
-    for p, f in zip(outs_p, outs_f):
-        assert torch.isfinite(f).all()
-        bound = 2e-3 if dtype == torch.float32 else 5e-2
-        assert rel(f.double(), p.double()) < bound
+    for x in [torch.randn(2, 3, 203, 317, device='cuda'), torch.randn(2, 3, 160, 224, device='cuda')] * 2:
+        with torch.no_grad(), torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):
+            outs_p, outs_f = plain(x), auto(x)
+        for p, f in zip(outs_p, outs_f):
+            assert torch.isfinite(f).all()
+            bound = 2e-3 if dtype == torch.float32 else 5e-2
+            assert rel(f.double(), p.double()) < bound
+    if compile_stages == 'all':
+        assert ('stage', True) in fast_block._compiled and 'stages' not in fast_block._failed
 
 
 def test_fp16_large_activations_stay_finite():

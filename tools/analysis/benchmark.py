@@ -27,6 +27,8 @@ from mlla_mm.analysis.benchmark import (PEER_BACKBONES, PEER_CHANNELS, adamw, ba
                                         backbone_flops, build_backbone, measure)
 
 BACKBONE_PEERS = ['mlla', 'swin_t', 'resnet50', 'convnext_t']
+# --compile-stages: MLLA's compile_stages (on: in training; all: in inference too)
+STAGE_SETTINGS = {'off': False, 'on': True, 'all': 'all'}
 MODEL_PEERS = ['mlla', 'swin_t', 'resnet50']
 
 
@@ -127,7 +129,7 @@ def run(args):
     # --cuda-graphs, --fast-kernels and --compile-stages setting), then the other backbones
     graph_settings = [setting == 'on' for setting in args.cuda_graphs]
     kernel_settings = [setting == 'on' for setting in args.fast_kernels]
-    stage_settings = [setting == 'on' for setting in args.compile_stages]
+    stage_settings = [STAGE_SETTINGS[setting] for setting in args.compile_stages]
     variants = []
     for peer in peers:
         if peer != 'mlla':
@@ -157,7 +159,7 @@ def run(args):
             torch.manual_seed(0)
             mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl,
                                cuda_graphs=bool(graphs), triton_dwconv=bool(kernels), compile_convs=bool(kernels),
-                               compile_stages=bool(stages))
+                               compile_stages=stages or False)
             if args.level == 'backbone':
                 model = build_backbone(peer, mlla_kwargs)
                 make = backbone_batch(args.batch, args.shape, device)
@@ -165,7 +167,7 @@ def run(args):
                 model = revert_sync_batchnorm(registry.build(model_variant(cfg, peer, impl, graphs, kernels, stages)))
                 make = model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape, device)
             suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
-                      + (',stages' if stages else ''))
+                      + {True: ',stages', 'all': ',stages-all'}.get(stages, ''))
             name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]') + (
                 f'+{adamw_form}-adamw' if adamw_form != 'foreach' and not args.no_train else '')
             row = dict(model=name, level=args.level, adamw=adamw_form,
@@ -231,9 +233,10 @@ def parse_args(argv=None):
     parser.add_argument('--fast-kernels', nargs='+', choices=['on', 'off'], default=['off'],
                         help='on the fast path, also the Triton depthwise convolutions and the compiled stem / '
                              'patch merging (MLLA triton_dwconv=..., compile_convs=...); "off on" measures both')
-    parser.add_argument('--compile-stages', nargs='+', choices=['on', 'off'], default=['on'],
-                        help="on the fast path in training, each stage's blocks as one compiled call (MLLA "
-                             'compile_stages=..., on by default); "off on" measures both')
+    parser.add_argument('--compile-stages', nargs='+', choices=sorted(STAGE_SETTINGS), default=['on'],
+                        help="on the fast path, each stage's blocks as one compiled call (MLLA compile_stages=...): "
+                             'on: in training (the default), all: in inference too, off: never; "off on" measures '
+                             'both')
     parser.add_argument('--adamw', nargs='+', choices=['foreach', 'fused', 'config'], default=['foreach'],
                         help="the train step's AdamW: torch's default multi-tensor form or its fused form, over all "
                              "parameters in one group, or (model level) the config's optim_wrapper, as training "

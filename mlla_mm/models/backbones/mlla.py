@@ -58,15 +58,17 @@ class MLLA(BaseModule):
         compile_convs (bool): On the fast path, run the convolutions of the stem and the patch merging through
             ``torch.compile`` (their BatchNorms and activations fuse). Off by default, as ``triton_dwconv``.
             Defaults to False.
-        compile_stages (bool): On the fast path in training, run each stage's blocks as one compiled call, the
-            block a nested compile region (compiled once per width, as without it, and called once per block): a
-            train step then replays 8 CUDA graphs instead of one per block, forward and backward (36 for MLLA-T),
-            and checks Dynamo's guards 4 times instead of 18. Inference keeps one compiled call per block. Why: on
-            an H100 the fast path's train step waits on the host (README, Speed). Needs torch >= 2.8
-            (``torch.compiler.nested_compile_region``); without it, or should it fail to compile, the blocks are
-            compiled one by one. Measured on an H100 (2026-11-27, same process): MLLA-T's 2x800x1344 bf16
-            backbone train step 37.8 ms against 48.5 ms one block per call, the Mask R-CNN fp16 train step
-            110.4 ms against 142.9 ms (README, Speed). Defaults to True.
+        compile_stages (bool | str): On the fast path, run each stage's blocks as one compiled call, the block a
+            nested compile region (compiled once per width, and called once per block). ``True`` (or
+            ``'train'``): in training, where a step then replays 8 CUDA graphs instead of one per block, forward
+            and backward (36 for MLLA-T), and checks Dynamo's guards 4 times instead of 18; inference keeps one
+            compiled call per block, one graph for all widths. ``'all'``: in inference too, at the cost of
+            compiling one inference graph per stage width instead of one for all (not yet measured on a GPU).
+            ``False``: one compiled call per block. Why: on an H100 the fast path's train step waits on the host
+            (README, Speed). Needs torch >= 2.8 (``torch.compiler.nested_compile_region``); without it, or
+            should it fail to compile, the blocks are compiled one by one. Measured on an H100 (2026-11-27, same
+            process): MLLA-T's 2x800x1344 bf16 backbone train step 37.8 ms against 48.5 ms one block per call,
+            the Mask R-CNN fp16 train step 110.4 ms against 142.9 ms (README, Speed). Defaults to True.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
@@ -94,7 +96,7 @@ class MLLA(BaseModule):
                  cuda_graphs: bool = True,
                  triton_dwconv: bool = False,
                  compile_convs: bool = False,
-                 compile_stages: bool = True,
+                 compile_stages: Union[bool, str] = True,
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)

@@ -174,7 +174,8 @@ def _compiles(x: torch.Tensor) -> bool:
 def _announce_compile(dynamic_weights: bool) -> None:
     """Say once per compiled variant why the next step takes long: a silent multi-minute first step looks hung."""
     from mmengine.logging import print_log
-    what = 'inference (one graph for all widths)' if dynamic_weights else 'training (one graph per stage width)'
+    what = ('inference (one graph for all widths)' if dynamic_weights
+            else 'training or compiled stages (one graph per stage width)')
     print_log(f'MLLA fast path: compiling the blocks for {what} with torch.compile; on a cold Inductor cache '
               'the first step takes minutes (TORCHINDUCTOR_CACHE_DIR keeps the cache; attn_impl="plain" skips '
               'compiling)', logger='current')
@@ -281,20 +282,22 @@ def _get_compiled_stage(cuda_graphs: bool):
     return _compile_once(('stage', cuda_graphs), _stage_blocks, cuda_graphs, False, **floats)
 
 
-def stage_compiles(x: torch.Tensor) -> bool:
-    """Whether :func:`run_stage_fast` compiles for ``x``: as the blocks do, with gradients (training), if this torch
-    has nested compile regions and compiling a stage has not failed in this process.
+def stage_compiles(x: torch.Tensor, in_inference: bool = False) -> bool:
+    """Whether :func:`run_stage_fast` compiles for ``x``: as the blocks do, with gradients (training), or without
+    them too if ``in_inference``, if this torch has nested compile regions and compiling a stage has not failed in
+    this process.
 
-    Not without gradients: there the blocks' own path compiles one graph for all widths (dynamic weights' shapes),
-    which a nested region does not take (torch 2.14 on the CPU: Dynamo fails on the weights' symbolic sizes).
+    Without gradients only if asked: there the blocks' own path compiles one graph for all widths (dynamic weights'
+    shapes), which a nested region does not take (torch 2.14 on the CPU: Dynamo fails on the weights' symbolic
+    sizes), so a compiled stage costs one inference graph per width instead.
     """
-    return (_compiles(x) and torch.is_grad_enabled() and 'stages' not in _failed
+    return (_compiles(x) and (torch.is_grad_enabled() or in_inference) and 'stages' not in _failed
             and _block_region() is not None)
 
 
 def run_stage_fast(x: torch.Tensor, height: int, width: int, num_heads: int, block_args: Sequence[tuple],
-                   masks: Sequence[tuple], cuda_graphs: bool = False,
-                   triton_dwconv: bool = False) -> Optional[torch.Tensor]:
+                   masks: Sequence[tuple], cuda_graphs: bool = False, triton_dwconv: bool = False,
+                   in_inference: bool = False) -> Optional[torch.Tensor]:
     """A stage's blocks as one compiled call (``MLLA(compile_stages=True)``), or None where that is not to be had
     (see :func:`stage_compiles`): the stage then runs each block through :func:`run_block_fast`.
 
@@ -304,7 +307,7 @@ def run_stage_fast(x: torch.Tensor, height: int, width: int, num_heads: int, blo
     guard checks at each of the 18 calls. One call per stage makes that 8 launches and 4 guard checks, and the
     block, a nested compile region, is still compiled once per width.
     """
-    if not stage_compiles(x):
+    if not stage_compiles(x, in_inference):
         return None
     graphs = cuda_graphs and 'graphs' not in _failed
     try:

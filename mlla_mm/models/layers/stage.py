@@ -1,5 +1,5 @@
 """One stage of MLLA: a run of blocks at one resolution, then (except in the last stage) patch merging."""
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -8,6 +8,10 @@ import torch.utils.checkpoint as cp
 from .conv_layers import PatchMerging
 from .fast_block import run_stage_fast, stage_compiles, use_fast_path
 from .mlla_block import MLLABlock
+
+
+# MLLA's and MLLAStage's compile_stages: never, in training (True is 'train'), in training and inference
+COMPILE_STAGES = (False, True, 'train', 'all')
 
 
 class MLLAStage(nn.Module):
@@ -26,20 +30,24 @@ class MLLAStage(nn.Module):
         triton_dwconv (bool): Triton depthwise convolutions on the fast path, see :class:`MLLABlock`.
         compile_convs (bool): On the fast path, run the patch merging's convolutions compiled
             (:func:`.fast_block.run_compiled`). Defaults to False.
-        compile_stages (bool): On the fast path in training, run the blocks as one compiled call
-            (:func:`.fast_block.run_stage_fast`) instead of one per block; not with ``with_cp``. Defaults to False.
+        compile_stages (bool | str): On the fast path, run the blocks as one compiled call
+            (:func:`.fast_block.run_stage_fast`) instead of one per block: ``'train'`` (or ``True``) in training,
+            ``'all'`` in inference too, ``False`` never; never with ``with_cp``. Defaults to False.
         **block_kwargs: ``mlp_ratio``, ``qkv_bias``, ``drop``, ``residual_masks`` of :class:`MLLABlock`.
     """
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, drop_path: Sequence[float],
                  downsample: bool, with_cp: bool = False, attn_impl: str = 'plain', cuda_graphs: bool = False,
-                 triton_dwconv: bool = False, compile_convs: bool = False, compile_stages: bool = False,
+                 triton_dwconv: bool = False, compile_convs: bool = False,
+                 compile_stages: Union[bool, str] = False,
                  **block_kwargs):
         super().__init__()
         self.with_cp = with_cp
         self.attn_impl = attn_impl
         self.compile_convs = compile_convs
-        self.compile_stages = compile_stages
+        if compile_stages not in COMPILE_STAGES:
+            raise ValueError(f'compile_stages must be one of {COMPILE_STAGES}, got {compile_stages!r}')
+        self.compile_stages = 'train' if compile_stages is True else compile_stages
         self.blocks = nn.ModuleList(
             MLLABlock(embed_dims, num_heads, drop_path=drop_path[i], attn_impl=attn_impl,
                       cuda_graphs=cuda_graphs and not with_cp, triton_dwconv=triton_dwconv, **block_kwargs)
@@ -68,11 +76,14 @@ class MLLAStage(nn.Module):
     def _blocks_as_one_call(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> Optional[torch.Tensor]:
         """The blocks through :func:`.fast_block.run_stage_fast`, or None where each block runs on its own: not the
         fast path, checkpointing (it recomputes block by block), or no compiled stage to be had (among others,
-        without gradients: :func:`.fast_block.stage_compiles`)."""
-        if self.with_cp or not stage_compiles(x) or not all(block.takes_fast_path(x) for block in self.blocks):
+        without gradients unless ``compile_stages='all'``: :func:`.fast_block.stage_compiles`)."""
+        in_inference = self.compile_stages == 'all'
+        if (self.with_cp or not stage_compiles(x, in_inference)
+                or not all(block.takes_fast_path(x) for block in self.blocks)):
             return None  # before drawing the masks below, so that the blocks' own path draws the same ones
         first = self.blocks[0]
         return run_stage_fast(x.contiguous(), hw_shape[0], hw_shape[1], first.attn.num_heads,
                               [block.fast_arguments() for block in self.blocks],
                               [block.residual_factors(x) for block in self.blocks],
-                              cuda_graphs=first.cuda_graphs, triton_dwconv=first.triton_dwconv)
+                              cuda_graphs=first.cuda_graphs, triton_dwconv=first.triton_dwconv,
+                              in_inference=in_inference)
