@@ -19,5 +19,6 @@ read_limits() { # how many, the default: LIMITS (or the default) into the array 
 bench() { # name, time limit in s, then benchmark.py arguments
   local name=$1 limit=$2; shift 2
   timeout "$limit" python3 tools/analysis/benchmark.py --fast-kernels $kernels --compile-stages $stages \
-    --adamw $adamw --json "$out/$name.json" "$@" 2>&1 | grep -v -E 'jit.script_method|^ +warnings.warn' | tee "$out/$name.log"
+    --adamw $adamw --json "$out/$name.json" "$@" 2>&1 | grep -v -E 'jit.script_method|^ +warnings.warn' \
+    | tee "$out/$name.log"
 }
