@@ -283,9 +283,9 @@ def _get_compiled_stage(cuda_graphs: bool):
 
 
 def stage_compiles(x: torch.Tensor, in_inference: bool = False) -> bool:
-    """Whether :func:`run_stage_fast` compiles for ``x``: as the blocks do, with gradients (training), or without
-    them too if ``in_inference``, if this torch has nested compile regions and compiling a stage has not failed in
-    this process.
+    """Whether :func:`run_stage_fast` is to be called for ``x``: it compiles as the blocks do, with gradients
+    (training), or without them too if ``in_inference``, if this torch has nested compile regions and compiling a
+    stage has not failed in this process.
 
     Without gradients only if asked: there the blocks' own path compiles one graph for all widths (dynamic weights'
     shapes), which a nested region does not take (torch 2.14 on the CPU: Dynamo fails on the weights' symbolic
@@ -296,10 +296,11 @@ def stage_compiles(x: torch.Tensor, in_inference: bool = False) -> bool:
 
 
 def run_stage_fast(x: torch.Tensor, height: int, width: int, num_heads: int, block_args: Sequence[tuple],
-                   masks: Sequence[tuple], cuda_graphs: bool = False, triton_dwconv: bool = False,
-                   in_inference: bool = False) -> Optional[torch.Tensor]:
-    """A stage's blocks as one compiled call (``MLLA(compile_stages=True)``), or None where that is not to be had
-    (see :func:`stage_compiles`): the stage then runs each block through :func:`run_block_fast`.
+                   masks: Sequence[tuple], cuda_graphs: bool = False,
+                   triton_dwconv: bool = False) -> Optional[torch.Tensor]:
+    """A stage's blocks as one compiled call (``MLLA(compile_stages=True)``), or None should compiling fail: the
+    stage then runs each block through :func:`run_block_fast`. For callers that have checked
+    :func:`stage_compiles` (the stage does, before it draws the masks).
 
     Why: per-block calls leave a fast-path train step bound by the host. Profiled on an H100 (2026-11-27), MLLA-T's
     2x800x1344 bf16 step had about 27 ms of kernels but took 48 ms: 36 CUDA-graph launches (18 blocks, forward and
@@ -307,8 +308,6 @@ def run_stage_fast(x: torch.Tensor, height: int, width: int, num_heads: int, blo
     guard checks at each of the 18 calls. One call per stage makes that 8 launches and 4 guard checks, and the
     block, a nested compile region, is still compiled once per width.
     """
-    if not stage_compiles(x, in_inference):
-        return None
     graphs = cuda_graphs and 'graphs' not in _failed
     try:
         out = _get_compiled_stage(graphs)(_own_tokens(x), height, width, num_heads, block_args, masks, triton_dwconv)

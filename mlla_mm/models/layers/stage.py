@@ -77,13 +77,11 @@ class MLLAStage(nn.Module):
         """The blocks through :func:`.fast_block.run_stage_fast`, or None where each block runs on its own: not the
         fast path, checkpointing (it recomputes block by block), or no compiled stage to be had (among others,
         without gradients unless ``compile_stages='all'``: :func:`.fast_block.stage_compiles`)."""
-        in_inference = self.compile_stages == 'all'
-        if (self.with_cp or not stage_compiles(x, in_inference)
+        if (self.with_cp or not stage_compiles(x, in_inference=self.compile_stages == 'all')
                 or not all(block.takes_fast_path(x) for block in self.blocks)):
             return None  # before drawing the masks below, so that the blocks' own path draws the same ones
         first = self.blocks[0]
         return run_stage_fast(x.contiguous(), hw_shape[0], hw_shape[1], first.attn.num_heads,
                               [block.fast_arguments() for block in self.blocks],
                               [block.residual_factors(x) for block in self.blocks],
-                              cuda_graphs=first.cuda_graphs, triton_dwconv=first.triton_dwconv,
-                              in_inference=in_inference)
+                              cuda_graphs=first.cuda_graphs, triton_dwconv=first.triton_dwconv)
