@@ -16,6 +16,7 @@ from mmengine import Config
 from mmengine.registry import init_default_scope
 
 import mlla_mm
+from mlla_mm.apis import build_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 
@@ -48,19 +49,6 @@ DEMO_CLASSES = ('square', 'circle', 'triangle')
 
 def load(name: str) -> Config:
     return Config.fromfile(str(CONFIGS / name))
-
-
-def is_detection(cfg: Config) -> bool:
-    return cfg.default_scope == 'mmdet'
-
-
-def build_model(cfg: Config):
-    init_default_scope(cfg.default_scope)
-    if is_detection(cfg):
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    return MODELS.build(cfg.model)
 
 
 def millions(model) -> float:

@@ -87,19 +87,15 @@ def test_merge_keeps_unhashable_options_apart_by_value():
 
 @pytest.mark.parametrize('config', ['configs/detection/mask_rcnn_mlla_t.py', 'configs/segmentation/upernet_mlla_t.py'])
 def test_paper_configs_build_two_groups_of_fused_adamw(config):
-    from mlla_mm.apis.runner import load_config, task_of
-    from mmengine.registry import init_default_scope
+    from mlla_mm.apis.runner import build_model, load_config
     cfg = load_config(config)
-    task = task_of(cfg)
-    init_default_scope(task)
-    cfg.model.backbone.pop('init_cfg', None)
     cfg.model.backbone.arch = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
     if 'neck' in cfg.model:
         cfg.model.neck.in_channels = [16, 32, 64, 128]
     else:
         cfg.model.decode_head.in_channels = [16, 32, 64, 128]
         cfg.model.auxiliary_head.in_channels = 64
-    model = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS.build(cfg.model)
+    model = build_model(cfg)
     optimizer = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults['fused'] is True
     decay = [g['weight_decay'] for g in optimizer.param_groups]

@@ -21,18 +21,6 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
 
 
-def build_model(config):
-    from mmengine.registry import init_default_scope
-
-    from mlla_mm.apis.runner import load_config, task_of
-    cfg = load_config(config)
-    task = task_of(cfg)
-    init_default_scope(task)
-    cfg.model.backbone.pop('init_cfg', None)
-    model = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS.build(cfg.model)
-    return cfg, model
-
-
 def shrink(model):
     """Every parameter a one-element tensor, names and requires_grad kept."""
     for module in model.modules():
@@ -58,6 +46,8 @@ def time_step(optimizer, device, iters):
 def main():
     from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
+
+    from mlla_mm.apis import build_model, load_config
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('--iters', type=int, default=50)
@@ -66,7 +56,8 @@ def main():
     args = parser.parse_args()
     MMLogger.get_current_instance().setLevel('WARNING')  # mmengine logs every parameter's options
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
-    cfg, model = build_model(args.config)
+    cfg = load_config(args.config)
+    model = build_model(cfg)
     if args.tiny_params:
         model = shrink(model)
     model = model.to(device)

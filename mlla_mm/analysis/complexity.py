@@ -6,22 +6,16 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.print_helper import complexity_stats_table
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import init_default_scope
+
+from ..apis.runner import build_model, task_of
 
 DEFAULT_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 2048)}
 
 
 def _build_model(cfg: Config):
-    scope = cfg.get('default_scope')
-    if scope not in DEFAULT_SHAPES:
-        raise ValueError(f'config default_scope must be one of {sorted(DEFAULT_SHAPES)}, got {scope!r}')
-    init_default_scope(scope)
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
+    scope = task_of(cfg)
     cfg.model.get('backbone', {}).pop('init_cfg', None)  # weights do not matter for counting
-    return scope, revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+    return scope, revert_sync_batchnorm(build_model(cfg)).eval()
 
 
 def _synthetic_batch(scope, model, height, width):

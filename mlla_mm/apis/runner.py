@@ -21,6 +21,7 @@ What the preparation adds to mmdet's / mmseg's own tools:
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 import os.path as osp
 import subprocess
@@ -34,8 +35,8 @@ from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS, init_default_scope
 
 __all__ = [
-    'TASKS', 'DataError', 'load_config', 'task_of', 'convert_syncbn', 'check_dataset_paths', 'check_checkpoint',
-    'prepare_train_config', 'prepare_test_config', 'build_runner', 'CPUDistributedDataParallel'
+    'TASKS', 'DataError', 'load_config', 'task_of', 'build_model', 'convert_syncbn', 'check_dataset_paths',
+    'check_checkpoint', 'prepare_train_config', 'prepare_test_config', 'build_runner', 'CPUDistributedDataParallel'
 ]
 
 TASKS = {'mmdet': 'detection', 'mmseg': 'semantic segmentation'}
@@ -69,6 +70,14 @@ def task_of(cfg: Config) -> str:
         raise ValueError(f"the config{where} has default_scope={scope!r}; these tools need default_scope='mmdet' "
                          f"(detection) or 'mmseg' (semantic segmentation)")
     return scope
+
+
+def build_model(cfg: Config) -> torch.nn.Module:
+    """The config's model, built in its task's registry with the task as default scope (no weights are loaded:
+    that is ``init_weights``' job)."""
+    task = task_of(cfg)
+    init_default_scope(task)
+    return importlib.import_module(f'{task}.registry').MODELS.build(cfg.model)
 
 
 def _note(cfg: Config, message: str) -> None:
