@@ -74,15 +74,16 @@ def test_benchmark_writes_json_and_table(tmp_path):
 
 
 def test_benchmark_adamw_forms(tmp_path):
-    """--adamw foreach fused: each peer once per form of AdamW, and the fused form is what the step ran."""
+    """--adamw foreach fused none: each peer once per form of AdamW, and once with no optimizer step."""
     out = tmp_path / 'bench.json'
     result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'resnet50',
-                      '--adamw', 'foreach', 'fused', '--shape', '64', '64', '--batch', '1', '--warmup', '1',
+                      '--adamw', 'foreach', 'fused', 'none', '--shape', '64', '64', '--batch', '1', '--warmup', '1',
                       '--iters', '1', '--cpu', '--json', out, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads(out.read_text())['rows']
     assert [(row['model'], row['adamw']) for row in rows] == [('resnet50', 'foreach'),
-                                                                ('resnet50+fused-adamw', 'fused')]
+                                                                ('resnet50+fused-adamw', 'fused'),
+                                                                ('resnet50+no-optimizer', 'none')]
     assert all(row['train_step_ms'] > 0 for row in rows)
 
 
@@ -104,6 +105,17 @@ def test_measure_steps_the_optimizer_it_is_given():
     assert result['train_step_ms'] > 0
     assert len(built) == 1 and built[0].defaults['fused'] is True and len(stepped) == 2
     assert not torch.equal(before, model.weight)
+
+
+def test_measure_without_an_optimizer_runs_forward_and_backward_alone():
+    from mlla_mm.analysis import benchmark
+    model = torch.nn.Conv2d(3, 4, 3)
+    x = torch.randn(1, 3, 8, 8)
+    before = model.weight.detach().clone()
+    result = benchmark.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
+                               'fp32', warmup=0, iters=2, batch_size=1, make_optimizer=lambda m: None)
+    assert result['train_step_ms'] > 0
+    assert torch.equal(before, model.weight) and model.weight.grad is not None
 
 
 def test_benchmark_model_level_with_the_configs_optimizer(tmp_path):

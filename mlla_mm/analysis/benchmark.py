@@ -94,11 +94,12 @@ def _loss_of(outputs) -> torch.Tensor:
 
 def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.device, precision: str,
             warmup: int, iters: int, batch_size: int, train: bool = True,
-            make_optimizer: Optional[Callable[[nn.Module], torch.optim.Optimizer]] = None) -> Dict:
+            make_optimizer: Optional[Callable[[nn.Module], Optional[torch.optim.Optimizer]]] = None) -> Dict:
     """Inference and training-step timings of ``model(**make_batch())`` (``mode`` keys for mmdet/mmseg models).
 
     The training step's optimizer is ``make_optimizer(model)``; by default torch's AdamW in its default
-    (multi-tensor) form over the trainable parameters, in one group.
+    (multi-tensor) form over the trainable parameters, in one group. Should ``make_optimizer`` return None, the
+    step is forward and backward alone.
     """
     dtype = PRECISIONS[precision]
     autocast = (torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext())
@@ -121,12 +122,13 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     def step():
-        optimizer.zero_grad(set_to_none=True)
+        (optimizer or model).zero_grad(set_to_none=True)
         with autocast:
             loss = _loss_of(model(**batch['train']))
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        if optimizer is not None:
+            scaler.step(optimizer)
+            scaler.update()
 
     if device.type == 'cuda':
         step()

@@ -152,7 +152,7 @@ def run(args):
         task = task_of(cfg)
         init_default_scope(task)
         registry = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS
-    optimizers = dict(foreach=adamw, fused=functools.partial(adamw, fused=True),
+    optimizers = dict(foreach=adamw, fused=functools.partial(adamw, fused=True), none=lambda model: None,
                       config=lambda model: build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper)).optimizer)
     for precision, adamw_form in ((p, form) for p in args.precision for form in args.adamw):
         for peer, impl, graphs, kernels, stages in variants:
@@ -169,7 +169,8 @@ def run(args):
             suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
                       + {True: ',stages', 'all': ',stages-all'}.get(stages, ''))
             name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]') + (
-                f'+{adamw_form}-adamw' if adamw_form != 'foreach' and not args.no_train else '')
+                '' if adamw_form == 'foreach' or args.no_train else
+                '+no-optimizer' if adamw_form == 'none' else f'+{adamw_form}-adamw')
             row = dict(model=name, level=args.level, adamw=adamw_form,
                        precision=precision, batch=args.batch, shape=list(args.shape),
                        params_m=sum(p.numel() for p in model.parameters()) / 1e6)
@@ -237,10 +238,10 @@ def parse_args(argv=None):
                         help="on the fast path, each stage's blocks as one compiled call (MLLA compile_stages=...): "
                              'on: in training (the default), all: in inference too, off: never; "off on" measures '
                              'both')
-    parser.add_argument('--adamw', nargs='+', choices=['foreach', 'fused', 'config'], default=['foreach'],
+    parser.add_argument('--adamw', nargs='+', choices=['foreach', 'fused', 'config', 'none'], default=['foreach'],
                         help="the train step's AdamW: torch's default multi-tensor form or its fused form, over all "
                              "parameters in one group, or (model level) the config's optim_wrapper, as training "
-                             'builds it; "foreach fused" measures both')
+                             'builds it, or none: forward and backward alone; "foreach fused" measures both')
     parser.add_argument('--roofline', action='store_true',
                         help='also report achieved TFLOP/s of inference against a measured matmul rate')
     parser.add_argument('--cpu', action='store_true', help='measure on the CPU even if a GPU is there')
