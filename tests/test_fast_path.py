@@ -273,9 +273,10 @@ def test_backbone_compiles_once_whatever_the_input_size(counted_compiles, monkey
         counts.append(len(counted_compiles))
     # forward and backward, once per stage width for the blocks, and for the stem and each patch merging
     assert counts == [2 * (4 + 4)] * len(sizes)
-    # Inference, blocks only: on the CPU the compiled convolutions also guard on their input's size (the CPU
-    # convolution's choice of memory format), which says nothing about CUDA.
-    inference = MLLA(arch, attn_impl='fast', cuda_graphs=False).eval()
+    # Inference, blocks only and one call per block (compiled stages: test_compiled_stages_in_inference_with_all):
+    # on the CPU the compiled convolutions also guard on their input's size (the CPU convolution's choice of memory
+    # format), which says nothing about CUDA.
+    inference = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages=False).eval()
     with torch.no_grad():
         for height, width in sizes:
             inference(torch.randn(1, 3, height, width))
@@ -330,8 +331,8 @@ def test_compiled_stages_compile_the_block_once_per_width_and_match_the_blocks(c
 
 def test_compiled_stages_in_inference_with_all(counted_compiles, monkeypatch):
     """``compile_stages='all'``: inference runs each stage as one compiled call too, one graph per stage width (the
-    weights' shapes static), none more for another image size, and computes what the per-block calls compute. The
-    default (``True``, training only) keeps inference on the blocks' own path."""
+    weights' shapes static), none more for another image size, and computes what the per-block calls compute. It is
+    the default; ``True`` (training only) keeps inference on the blocks' own path."""
     monkeypatch.setattr(fast_block, '_compiles', lambda x: True)  # the CUDA-only switch, here on the CPU
     from mlla_mm.models.layers import stage as stage_module
     stage_calls = []
@@ -356,11 +357,12 @@ def test_compiled_stages_in_inference_with_all(counted_compiles, monkeypatch):
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert counts == [4, 4 + 1], 'a graph per stage width, then the blocks\' one graph for all widths'
     assert fast_block._failed == set() and stage_calls == [True] * 4 * 2
-    default = MLLA(arch, attn_impl='fast', cuda_graphs=False).eval()
-    assert all(stage.compile_stages == 'train' for stage in default.layers)
+    assert all(stage.compile_stages == 'all' for stage in MLLA(arch).layers), "'all' is the default"
+    training_only = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages=True).eval()
+    assert all(stage.compile_stages == 'train' for stage in training_only.layers)
     with torch.no_grad():
-        default(torch.randn(1, 3, 96, 128))
-    assert stage_calls == [True] * 4 * 2, 'the default runs no compiled stage in inference'
+        training_only(torch.randn(1, 3, 96, 128))
+    assert stage_calls == [True] * 4 * 2, 'compile_stages=True runs no compiled stage in inference'
 
 
 def test_compile_stages_rejects_unknown_values():

@@ -10,8 +10,8 @@
 # (inference, training) on the H100 host (benchmarks/h100_2026-11-27/), so give each row at least 90 s per variant.
 # FAST_KERNELS="off on" also measures the fast path with MLLA's triton_dwconv and compile_convs in each process
 # (twice the compiling).
-# COMPILE_STAGES="off on" likewise measures the fast path with and without MLLA's compile_stages (each stage's
-# blocks as one compiled call in training; on by default). ADAMW="foreach fused" times the train step with both
+# COMPILE_STAGES="off on all" likewise measures the fast path with MLLA's compile_stages off, on (each stage's
+# blocks as one compiled call in training) and all (in inference too; the default). ADAMW="foreach fused" times the train step with both
 # forms of torch's AdamW (default: foreach, torch's own default).
 source "$(dirname "$0")/bench_common.sh"
 impls=${*:-plain fast}

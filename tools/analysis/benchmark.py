@@ -27,7 +27,7 @@ from mlla_mm.analysis.benchmark import (PEER_BACKBONES, PEER_CHANNELS, adamw, ba
                                         backbone_flops, build_backbone, measure)
 
 BACKBONE_PEERS = ['mlla', 'swin_t', 'resnet50', 'convnext_t']
-# --compile-stages: MLLA's compile_stages (on: in training; all: in inference too)
+# --compile-stages: MLLA's compile_stages (on: in training; all: in inference too, the default)
 STAGE_SETTINGS = {'off': False, 'on': True, 'all': 'all'}
 MODEL_PEERS = ['mlla', 'swin_t', 'resnet50']
 
@@ -234,10 +234,10 @@ def parse_args(argv=None):
     parser.add_argument('--fast-kernels', nargs='+', choices=['on', 'off'], default=['off'],
                         help='on the fast path, also the Triton depthwise convolutions and the compiled stem / '
                              'patch merging (MLLA triton_dwconv=..., compile_convs=...); "off on" measures both')
-    parser.add_argument('--compile-stages', nargs='+', choices=sorted(STAGE_SETTINGS), default=['on'],
+    parser.add_argument('--compile-stages', nargs='+', choices=sorted(STAGE_SETTINGS), default=['all'],
                         help="on the fast path, each stage's blocks as one compiled call (MLLA compile_stages=...): "
-                             'on: in training (the default), all: in inference too, off: never; "off on" measures '
-                             'both')
+                             'on: in training, all: in inference too (the default), off: never; "off on all" '
+                             'measures each')
     parser.add_argument('--adamw', nargs='+', choices=['foreach', 'fused', 'config', 'none'], default=['foreach'],
                         help="the train step's AdamW: torch's default multi-tensor form or its fused form, over all "
                              "parameters in one group, or (model level) the config's optim_wrapper, as training "

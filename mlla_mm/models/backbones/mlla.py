@@ -59,16 +59,17 @@ class MLLA(BaseModule):
             ``torch.compile`` (their BatchNorms and activations fuse). Off by default, as ``triton_dwconv``.
             Defaults to False.
         compile_stages (bool | str): On the fast path, run each stage's blocks as one compiled call, the block a
-            nested compile region (compiled once per width, and called once per block). ``True`` (or
-            ``'train'``): in training, where a step then replays 8 CUDA graphs instead of one per block, forward
-            and backward (36 for MLLA-T), and checks Dynamo's guards 4 times instead of 18; inference keeps one
-            compiled call per block, one graph for all widths. ``'all'``: in inference too, at the cost of
-            compiling one inference graph per stage width instead of one for all (not yet measured on a GPU).
-            ``False``: one compiled call per block. Why: on an H100 the fast path's train step waits on the host
-            (README, Speed). Needs torch >= 2.8 (``torch.compiler.nested_compile_region``); without it, or
-            should it fail to compile, the blocks are compiled one by one. Measured on an H100 (2026-11-27, same
-            process): MLLA-T's 2x800x1344 bf16 backbone train step 37.8 ms against 48.5 ms one block per call,
-            the Mask R-CNN fp16 train step 110.4 ms against 142.9 ms (README, Speed). Defaults to True.
+            nested compile region (compiled once per width, and called once per block). ``'all'`` (the default):
+            in training and in inference. ``True`` (or ``'train'``): in training only, where a step then replays 8
+            CUDA graphs instead of one per block, forward and backward (36 for MLLA-T), and checks Dynamo's guards
+            4 times instead of 18; inference keeps one compiled call per block, which compiles one graph for all
+            widths instead of one per stage width. ``False``: one compiled call per block. Why: on an H100 the fast
+            path waits on the host (README, Speed). Needs torch >= 2.8 (``torch.compiler.nested_compile_region``);
+            without it, or should it fail to compile, the blocks are compiled one by one. Measured on an H100
+            (2026-11-27, same process each): MLLA-T's 2x800x1344 bf16 backbone train step 37.8 ms against 48.5 ms
+            one block per call, the Mask R-CNN fp16 train step 110.4 ms against 142.9 ms; batch-1 bf16 inference
+            7.6 ms against 9.2 ms at 800x1344, 5.5 ms against 9.4 ms at 512x512 (README, Speed). Defaults to
+            ``'all'``.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
@@ -96,7 +97,7 @@ class MLLA(BaseModule):
                  cuda_graphs: bool = True,
                  triton_dwconv: bool = False,
                  compile_convs: bool = False,
-                 compile_stages: Union[bool, str] = True,
+                 compile_stages: Union[bool, str] = 'all',
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
