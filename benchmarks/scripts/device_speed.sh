@@ -11,8 +11,8 @@
 # FAST_KERNELS="off on" also measures the fast path with MLLA's triton_dwconv and compile_convs in each process
 # (twice the compiling).
 # COMPILE_STAGES="off on all" likewise measures the fast path with MLLA's compile_stages off, on (each stage's
-# blocks as one compiled call in training) and all (in inference too; the default). ADAMW="foreach fused" times the train step with both
-# forms of torch's AdamW (default: foreach, torch's own default).
+# blocks as one compiled call in training) and all (in inference too; the default). ADAMW="foreach fused" times the
+# train step with both forms of torch's AdamW (default: foreach, torch's own default); "none" without an optimizer.
 source "$(dirname "$0")/bench_common.sh"
 impls=${*:-plain fast}
 read_limits 4 "540 90 90 150"

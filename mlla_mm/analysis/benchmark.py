@@ -122,7 +122,7 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     def step():
-        (optimizer or model).zero_grad(set_to_none=True)
+        (model if optimizer is None else optimizer).zero_grad(set_to_none=True)
         with autocast:
             loss = _loss_of(model(**batch['train']))
         scaler.scale(loss).backward()

@@ -27,9 +27,9 @@ def _step_updates(lr_scale: float = 1.0):
     assert len(wrappers[0].optimizer.param_groups) > 50 and len(wrappers[1].optimizer.param_groups) == 2
     updates = []
     for step in range(3):
-        # Why the same gradients for both and the same weights at each step: fp16 autocast rounds the weights to
-        # fp16, where fused and foreach AdamW's last-bit differences flip whole fp16 ulps and the two runs drift
-        # apart; this way each step's difference is the optimizers' alone.
+        # Why the same weights and the same gradients for both at each step: fp16 autocast rounds the weights to
+        # fp16, where a last-bit difference between fused and foreach AdamW can flip a whole fp16 ulp, and two
+        # free runs drift apart; this way each step's difference is the optimizers' alone.
         with torch.no_grad():
             for p, q in zip(models[0].parameters(), models[1].parameters()):
                 q.copy_(p)
