@@ -1,9 +1,12 @@
 """Where does an MLLA-T train step spend its GPU time? Kernel time by category, plus micro-benchmarks of the pieces.
 
-    python benchmarks/scripts/breakdown.py [--impl plain fast] [--dtype bf16] [--infer] [--fast-kernels] [--micro]
+    python benchmarks/scripts/breakdown.py [--impl plain fast] [--dtype bf16] [--infer] [--fast-kernels] [--host]
+        [--micro]
 
 ``--infer`` profiles an inference forward (no gradients) instead of a train step (forward and backward).
 ``--fast-kernels`` builds the fast path with MLLA's optional ``triton_dwconv`` and ``compile_convs``.
+``--host`` also lists the operations that take the host's time (self CPU time): where the step's wall time exceeds
+its GPU kernel time, the step waits on Python, and this says on what.
 
 Categories are guessed from kernel names (cuDNN/cutlass/nvjet/gemm, depthwise, Triton, elementwise, ...).
 """
@@ -47,7 +50,7 @@ def timed(fn, warmup=3, repeat=10):
     return statistics.median(time_call(fn, torch.device('cuda'), warmup, repeat))
 
 
-def breakdown(impl, dtype, shape, batch, infer=False, fast_kernels=False):
+def breakdown(impl, dtype, shape, batch, infer=False, fast_kernels=False, host=False):
     from mlla_mm import MLLA
     kernels = fast_kernels and impl == 'fast'
     model = MLLA(arch='tiny', drop_path_rate=0.0, attn_impl=impl, triton_dwconv=kernels,
@@ -71,7 +74,8 @@ def breakdown(impl, dtype, shape, batch, infer=False, fast_kernels=False):
     print(f'[{what}] first step (compile included) {time.time() - t0:.1f} s', flush=True)
     ms = timed(step)
     print(f'[{what}] step median {ms:.1f} ms, peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB')
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    activities = [ProfilerActivity.CUDA] + ([ProfilerActivity.CPU] if host else [])
+    with profile(activities=activities) as prof:
         step()
         torch.cuda.synchronize()
     totals, counts, per_kernel = defaultdict(float), defaultdict(int), defaultdict(float)
@@ -89,8 +93,19 @@ def breakdown(impl, dtype, shape, batch, infer=False, fast_kernels=False):
     print('  top kernels:')
     for name, us in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:25]:
         print(f'    {us / 1000:7.2f} ms  {name[:150]}')
+    if host:
+        print_host_time(prof)
     del model
     torch.cuda.empty_cache()
+
+
+def print_host_time(prof, rows=30):
+    """The operations of one profiled step by the host time they take themselves (not their children's)."""
+    averages = [a for a in prof.key_averages() if a.self_cpu_time_total > 0]
+    total_us = sum(a.self_cpu_time_total for a in averages)
+    print(f'  host time {total_us / 1000:.1f} ms (self CPU time of all profiled operations), top {rows}:')
+    for a in sorted(averages, key=lambda a: -a.self_cpu_time_total)[:rows]:
+        print(f'    {a.self_cpu_time_total / 1000:7.2f} ms  {a.count:5d} calls  {a.key[:120]}')
 
 
 def micro(dtype):
@@ -145,6 +160,7 @@ def main():
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--infer', action='store_true', help='profile inference instead of a train step')
     parser.add_argument('--fast-kernels', action='store_true', help='fast path with triton_dwconv and compile_convs')
+    parser.add_argument('--host', action='store_true', help="also list the operations that take the host's time")
     parser.add_argument('--micro', action='store_true')
     args = parser.parse_args()
     dtypes = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
@@ -155,7 +171,7 @@ def main():
             micro(dtypes[name])
         for impl in args.impl:
             breakdown(impl, dtypes[name], tuple(args.shape), args.batch, infer=args.infer,
-                      fast_kernels=args.fast_kernels)
+                      fast_kernels=args.fast_kernels, host=args.host)
 
 
 if __name__ == '__main__':
