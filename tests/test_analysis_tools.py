@@ -136,16 +136,12 @@ def test_benchmark_model_level_with_the_configs_optimizer(tmp_path):
 @pytest.fixture(scope='module')
 def demo_checkpoint(tmp_path_factory):
     """A demo Mask R-CNN (untrained) saved as mmengine saves it, and a few demo images."""
-    from mmengine.registry import init_default_scope
-    from mmdet.registry import MODELS
-
-    from mlla_mm.apis.runner import load_config
+    from mlla_mm.apis.runner import build_model, load_config
     from mlla_mm.datasets import DEMO_CLASSES, make_coco_instances
     root = tmp_path_factory.mktemp('demo')
     make_coco_instances(root / 'coco', num_train=1, num_val=2, image_size=96)
     cfg = load_config(str(ROOT / 'configs/demo/mask_rcnn_mlla_t_demo.py'))
-    init_default_scope('mmdet')
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     checkpoint = root / 'demo.pth'
     torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': {'classes': DEMO_CLASSES}}},
                checkpoint)
@@ -180,17 +176,13 @@ def test_demo_errors_name_the_file(demo_checkpoint, tmp_path):
 
 
 def test_demo_draws_segmentation_maps(tmp_path):
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    from mlla_mm.apis.runner import convert_syncbn, load_config
+    from mlla_mm.apis.runner import build_model, convert_syncbn, load_config
     from mlla_mm.datasets import make_ade_semantic
     make_ade_semantic(tmp_path / 'ade', num_train=1, num_val=2, image_size=96)
     cfg = load_config(str(ROOT / 'configs/demo/upernet_mlla_t_demo.py'))
     convert_syncbn(cfg.model)
-    init_default_scope('mmseg')
     checkpoint = tmp_path / 'seg.pth'
-    torch.save({'state_dict': MODELS.build(cfg.model).state_dict()}, checkpoint)
+    torch.save({'state_dict': build_model(cfg).state_dict()}, checkpoint)
     result = run_tool('tools/demo.py', tmp_path / 'ade' / 'images' / 'validation',
                       'configs/demo/upernet_mlla_t_demo.py', checkpoint, '--out', tmp_path / 'maps', '--device', 'cpu')
     assert result.returncode == 0, result.stderr[-2000:]

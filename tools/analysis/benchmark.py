@@ -52,8 +52,9 @@ def matmul_rate(device, dtype, size=8192, iters=20) -> float:
     return 2 * size ** 3 / (ms / 1e3)
 
 
-def model_variant(cfg, peer, attn_impl=None, cuda_graphs=None, kernels=None, stages=None):
-    """The config's model with its backbone replaced by ``peer`` (necks/heads re-wired to the peer's channels)."""
+def config_variant(cfg, peer, attn_impl=None, cuda_graphs=None, kernels=None, stages=None):
+    """A copy of the config whose model has its backbone replaced by ``peer`` (necks/heads re-wired to the peer's
+    channels), or MLLA's options set."""
     cfg = copy.deepcopy(cfg)
     model = cfg.model
     model.backbone.pop('init_cfg', None)
@@ -74,7 +75,7 @@ def model_variant(cfg, peer, attn_impl=None, cuda_graphs=None, kernels=None, sta
             model.decode_head.in_channels = channels
             if 'auxiliary_head' in model:
                 model.auxiliary_head.in_channels = channels[2]
-    return model
+    return cfg
 
 
 def model_batch(task, data_preprocessor, batch_size, shape, device):
@@ -144,14 +145,11 @@ def run(args):
     if args.level == 'model':
         from mmengine.model import revert_sync_batchnorm
         from mmengine.optim import build_optim_wrapper
-        from mmengine.registry import init_default_scope
 
-        from mlla_mm.apis.runner import load_config, task_of
+        from mlla_mm.apis.runner import build_model, load_config, task_of
         cfg = load_config(args.config)
         torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark', False))
         task = task_of(cfg)
-        init_default_scope(task)
-        registry = __import__(f'{task}.registry', fromlist=['MODELS']).MODELS
     optimizers = dict(foreach=adamw, fused=functools.partial(adamw, fused=True), none=lambda model: None,
                       config=lambda model: build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper)).optimizer)
     for precision, adamw_form in ((p, form) for p in args.precision for form in args.adamw):
@@ -164,7 +162,7 @@ def run(args):
                 model = build_backbone(peer, mlla_kwargs)
                 make = backbone_batch(args.batch, args.shape, device)
             else:
-                model = revert_sync_batchnorm(registry.build(model_variant(cfg, peer, impl, graphs, kernels, stages)))
+                model = revert_sync_batchnorm(build_model(config_variant(cfg, peer, impl, graphs, kernels, stages)))
                 make = model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape, device)
             suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
                       + {True: ',stages', 'all': ',stages-all'}.get(stages, ''))

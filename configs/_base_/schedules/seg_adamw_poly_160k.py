@@ -15,7 +15,7 @@ param_scheduler = [
 
 optim_wrapper = dict(
     type='OptimWrapper',
-    # mmengine's default constructor gives each parameter a group of its own (521 for Mask R-CNN with MLLA-T), and
+    # mmengine's default constructor gives each parameter a group of its own (522 for UperNet with MLLA-T), and
     # AdamW then launches its kernels once per group; this one applies the same paramwise_cfg in two groups
     # (mlla_mm/engine/optim_constructor.py). fused=True: one AdamW kernel for many tensors (README, Speed).
     constructor='GroupedOptimWrapperConstructor',
