@@ -87,8 +87,8 @@ def test_compiled_fast_block_matches_plain(batch, height, width, dims, heads, dt
 @pytest.mark.parametrize('compile_stages', [True, 'all'])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16, torch.float16])
 def test_backbone_auto_uses_fast_path_and_agrees(dtype, compile_stages):
-    """Inference: per-block compiled calls (the default), or a compiled call per stage (``'all'``); each input
-    size twice, so that the second call replays the recorded CUDA graphs."""
+    """Inference: per-block compiled calls (``compile_stages=True``), or a compiled call per stage (``'all'``, the
+    default); each input size twice, so that the second call replays the recorded CUDA graphs."""
     arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().eval()

@@ -298,7 +298,7 @@ def stage_compiles(x: torch.Tensor, in_inference: bool = False) -> bool:
 def run_stage_fast(x: torch.Tensor, height: int, width: int, num_heads: int, block_args: Sequence[tuple],
                    masks: Sequence[tuple], cuda_graphs: bool = False,
                    triton_dwconv: bool = False) -> Optional[torch.Tensor]:
-    """A stage's blocks as one compiled call (``MLLA(compile_stages=True)``), or None should compiling fail: the
+    """A stage's blocks as one compiled call (``MLLA(compile_stages=...)``), or None should compiling fail: the
     stage then runs each block through :func:`run_block_fast`. For callers that have checked
     :func:`stage_compiles` (the stage does, before it draws the masks).
 
