@@ -365,6 +365,57 @@ def test_compiled_stages_in_inference_with_all(counted_compiles, monkeypatch):
     assert stage_calls == [True] * 4 * 2, 'compile_stages=True runs no compiled stage in inference'
 
 
+def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles, monkeypatch):
+    """``compile_backbone``: the whole backbone (stem, stages, patch merging, output norms) as one compiled call:
+    one forward and one backward graph for every input whose sides are multiples of 32, the blocks in it one nested
+    region per stage width; the same outputs, gradients and BatchNorm statistics as per-block calls, stochastic
+    depth included. Other sizes run stage by stage; inference is one more graph."""
+    monkeypatch.setattr(fast_block, '_compiles', lambda x: True)  # the CUDA-only switch, here on the CPU
+    torch.manual_seed(0)
+    arch = dict(embed_dims=32, depths=[2, 3, 1, 1], num_heads=[2, 4, 8, 16])
+    whole = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_backbone=True)
+    blocks = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_stages=False)
+    blocks.load_state_dict(whole.state_dict())
+    inputs = [torch.randn(2, 3, 96, 128), torch.randn(2, 3, 128, 160) * 2 + 0.5]
+    counts, got = [], []
+    for x in inputs:
+        got.append(_train_step(whole, x, seed=1))
+        counts.append(len(counted_compiles))
+    assert counts == [2, 2], 'one forward and one backward graph for the whole backbone, whatever the size'
+    assert ('backbone', False) in fast_block._compiled and ('stage', False) not in fast_block._compiled
+    region_calls = [sum(node.target is torch.ops.higher_order.invoke_subgraph for node in gm.graph.nodes)
+                    for gm in counted_compiles]
+    assert region_calls == [2 + 3] * 2, 'the blocks of stages of two blocks or more stay calls of a nested region'
+    for x, from_whole in zip(inputs, got):
+        from_blocks = _train_step(blocks, x, seed=1)
+        assert len(from_whole) == len(from_blocks) > 10
+        for a, b in zip(from_whole, from_blocks):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    counts.append(len(counted_compiles))
+    buffers = dict(blocks.named_buffers())
+    for name, buffer in whole.named_buffers():  # the stem's and patch mergings' BatchNorm statistics
+        torch.testing.assert_close(buffer, buffers[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert whole.patch_embed.conv1.norm.num_batches_tracked.item() == 2
+    # a side that is no multiple of 32 pads in the patch merging: that input runs stage by stage
+    x = torch.randn(2, 3, 100, 140)
+    for a, b in zip(_train_step(whole, x, seed=2), _train_step(blocks, x, seed=2)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert ('stage', False) in fast_block._compiled
+    stage_graphs = len(counted_compiles) - counts[-1]
+    assert stage_graphs == 2 * 4, 'forward and backward of each stage width'
+    # inference: one more graph, forward only (the per-block model compiles one of its own first)
+    whole.eval(), blocks.eval()
+    with torch.no_grad():
+        blocks(torch.randn(1, 3, 64, 96))
+        before = len(counted_compiles)
+        for height, width in ((64, 96), (96, 64)):
+            x = torch.randn(1, 3, height, width)
+            for a, b in zip(whole(x), blocks(x)):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert len(counted_compiles) == before + 1
+    assert fast_block._failed == set()
+
+
 def test_compile_stages_rejects_unknown_values():
     with pytest.raises(ValueError, match=r"compile_stages must be one of .*'all'.*got 'always'"):
         MLLA('tiny', compile_stages='always')

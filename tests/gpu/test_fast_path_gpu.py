@@ -84,15 +84,17 @@ def test_compiled_fast_block_matches_plain(batch, height, width, dims, heads, dt
             assert err_fast < 1.5 * err_plain + 2e-3, (name, err_fast, err_plain)
 
 
-@pytest.mark.parametrize('compile_stages', [True, 'all'])
+@pytest.mark.parametrize('compile_stages,whole', [(True, False), ('all', False), ('all', True)])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16, torch.float16])
-def test_backbone_auto_uses_fast_path_and_agrees(dtype, compile_stages):
+def test_backbone_auto_uses_fast_path_and_agrees(dtype, compile_stages, whole):
     """Inference: per-block compiled calls (``compile_stages=True``), or a compiled call per stage (``'all'``, the
-    default); each input size twice, so that the second call replays the recorded CUDA graphs."""
+    default), or the whole backbone as one call (``compile_backbone``, for the 160x224 input; 203x317 runs stage
+    by stage); each input size twice, so that the second call replays the recorded CUDA graphs."""
     arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().eval()
-    auto = MLLA(arch, attn_impl='auto', drop_path_rate=0., compile_stages=compile_stages).cuda().eval()
+    auto = MLLA(arch, attn_impl='auto', drop_path_rate=0., compile_stages=compile_stages,
+                compile_backbone=whole).cuda().eval()
     auto.load_state_dict(plain.state_dict())
     assert all(b.attn_impl == 'auto' for s in auto.layers for b in s.blocks)
     for x in [torch.randn(2, 3, 203, 317, device='cuda'), torch.randn(2, 3, 160, 224, device='cuda')] * 2:
@@ -104,6 +106,8 @@ def test_backbone_auto_uses_fast_path_and_agrees(dtype, compile_stages):
             assert rel(f.double(), p.double()) < bound
     if compile_stages == 'all':
         assert ('stage', True) in fast_block._compiled and 'stages' not in fast_block._failed
+    if whole:
+        assert ('backbone', True) in fast_block._compiled and 'backbone' not in fast_block._failed
 
 
 def test_fp16_large_activations_stay_finite():
@@ -134,9 +138,10 @@ def train_step(model, x, dtype, seed):
     return [o.detach().double() for o in outs] + grads
 
 
-@pytest.mark.parametrize('frozen_stages,kernels,stages', [(-1, False, False), (1, False, False), (-1, True, False),
-                                                         (-1, False, True), (1, False, True)])
-def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernels, stages):
+@pytest.mark.parametrize('frozen_stages,kernels,stages,whole', [
+    (-1, False, False, False), (1, False, False, False), (-1, True, False, False), (-1, False, True, False),
+    (1, False, True, False), (-1, False, True, True), (1, False, True, True)])
+def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernels, stages, whole):
     """bf16 train steps through CUDA graphs: inputs of two shapes, each seen twice, so the graphs are recorded,
     then replayed.
 
@@ -149,12 +154,16 @@ def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernel
       before a BatchNorm) are left out, since their relative error compares rounding noise only.
 
     ``stages``: each stage's blocks as one compiled call (``compile_stages``), which must be the path taken.
+    ``whole``: the whole backbone as one compiled call (``compile_backbone``; both inputs' sides are multiples of
+    32), which must be the path taken, with CUDA graphs (none skipped, for the BatchNorms' buffer updates say).
     """
+    from torch._dynamo.utils import counters
+    skips = counters['inductor']['cudagraph_skips']
     arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0., frozen_stages=frozen_stages).cuda().train()
     fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0., frozen_stages=frozen_stages,
-                triton_dwconv=kernels, compile_convs=kernels, compile_stages=stages)
+                triton_dwconv=kernels, compile_convs=kernels, compile_stages=stages, compile_backbone=whole)
     fast = fast.cuda().train()
     fast.load_state_dict(plain.state_dict())
     reference = copy.deepcopy(plain).double()
@@ -179,19 +188,26 @@ def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernel
                 continue
             err_fast, err_plain = rel(f, r), rel(p, r)
             assert err_fast < 3 * err_plain + 2e-2, (step, index, err_fast, err_plain)
-    if stages:  # the stages compiled (the key appears at the first compiled stage call) and never failed
+    if stages and not whole:  # the stages compiled (the key appears at the first compiled stage call), never failed
         assert ('stage', True) in fast_block._compiled and 'stages' not in fast_block._failed
+    if whole:
+        assert ('backbone', True) in fast_block._compiled and 'backbone' not in fast_block._failed
+        assert counters['inductor']['cudagraph_skips'] == skips, 'CUDA graphs were skipped'
 
 
-def test_compiled_stem_and_merging_keep_batchnorm_statistics():
-    """With ``compile_convs`` the stem and patch merging run compiled: one train step must move every BatchNorm's
-    running statistics as the plain path does (and count the batch), and eval mode must then use them."""
+@pytest.mark.parametrize('whole', [False, True])
+def test_compiled_stem_and_merging_keep_batchnorm_statistics(whole):
+    """With ``compile_convs`` the stem and patch merging run compiled, with ``compile_backbone`` (``whole``) the
+    whole backbone, replayed as CUDA graphs: one train step must move every BatchNorm's running statistics as the
+    plain path does (and count the batch), and eval mode must then use them."""
     arch = dict(embed_dims=64, depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().train()
-    fast = MLLA(arch, attn_impl='fast', drop_path_rate=0., compile_convs=True).cuda().train()
+    fast = MLLA(arch, attn_impl='fast', drop_path_rate=0., compile_convs=not whole, compile_backbone=whole)
+    fast = fast.cuda().train()
     fast.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 97, 130, device='cuda') * 2 + 0.5
+    size = (96, 128) if whole else (97, 130)  # the whole backbone takes sides that are multiples of 32
+    x = torch.randn(2, 3, *size, device='cuda') * 2 + 0.5
     for model in (plain, fast):
         sum(o.float().mean() for o in model(x)).backward()
     buffers_p, buffers_f = dict(plain.named_buffers()), dict(fast.named_buffers())
@@ -209,17 +225,21 @@ def test_compiled_stem_and_merging_keep_batchnorm_statistics():
     with torch.no_grad():
         for p, f in zip(plain(x), fast(x)):
             assert rel(f.double(), p.double()) < 2e-3
+    if whole:
+        assert ('backbone', True) in fast_block._compiled and 'backbone' not in fast_block._failed
 
 
-@pytest.mark.parametrize('stages', [False, True])
-def test_gradient_accumulation_through_cuda_graphs(stages):
+@pytest.mark.parametrize('stages,whole', [(False, False), (True, False), (True, True)])
+def test_gradient_accumulation_through_cuda_graphs(stages, whole):
     """Two backward passes without zeroing the gradients in between (mmengine's ``accumulative_counts``): the
     graphed backward's gradients must not stay in memory that the next replay overwrites, and the accumulated
-    gradients must match the plain path's. With blocks compiled one by one, and a stage at a time (the default)."""
+    gradients must match the plain path's. With blocks compiled one by one, a stage at a time (the default), and
+    the whole backbone at once (``compile_backbone``)."""
     arch = dict(embed_dims=64, depths=[1, 2, 2, 1], num_heads=[2, 4, 8, 16])
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().train()
-    fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0., compile_stages=stages).cuda().train()
+    fast = MLLA(arch, attn_impl='fast', cuda_graphs=True, drop_path_rate=0., compile_stages=stages,
+                compile_backbone=whole).cuda().train()
     fast.load_state_dict(plain.state_dict())
     reference = copy.deepcopy(plain).double()
     inputs = [torch.randn(2, 3, 160, 224, device='cuda') for _ in range(3)]
@@ -239,5 +259,7 @@ def test_gradient_accumulation_through_cuda_graphs(stages):
         if r.norm() < 1e-10 * largest:
             continue
         assert rel(f, r) < 3 * rel(p, r) + 2e-2, (index, rel(f, r), rel(p, r))
-    if stages:  # the path under test was taken
+    if stages and not whole:  # the path under test was taken
         assert ('stage', True) in fast_block._compiled and 'stages' not in fast_block._failed
+    if whole:
+        assert ('backbone', True) in fast_block._compiled and 'backbone' not in fast_block._failed

@@ -11,7 +11,7 @@ from timm.layers import trunc_normal_
 from ...checkpoint import load_pretrained_backbone
 from ...registry import register_model
 from ..layers import MLLAStage, Stem
-from ..layers.fast_block import check_attn_impl, use_fast_path
+from ..layers.fast_block import backbone_compiles, check_attn_impl, run_backbone_fast, use_fast_path
 
 
 @register_model()
@@ -70,6 +70,12 @@ class MLLA(BaseModule):
             one block per call, the Mask R-CNN fp16 train step 110.4 ms against 142.9 ms; batch-1 bf16 inference
             7.6 ms against 9.2 ms at 800x1344, 5.5 ms against 9.4 ms at 512x512 (README, Speed). Defaults to
             ``'all'``.
+        compile_backbone (bool): On the fast path, run the whole backbone (stem, stages, patch merging, output
+            norms) as one compiled call, replayed as one CUDA graph forward and one backward: for inputs whose sides
+            are multiples of 32 (``patch_size * 2 ** (stages - 1)``; mmdet's and mmseg's configs pad to such sizes),
+            without ``with_cp``; other inputs run stage by stage (``compile_stages``). Why: the eager stem and patch
+            merging between the compiled stages still leave the train step waiting on the host. Off by default
+            until measured faster on a GPU (README, Speed). Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
@@ -98,6 +104,7 @@ class MLLA(BaseModule):
                  triton_dwconv: bool = False,
                  compile_convs: bool = False,
                  compile_stages: Union[bool, str] = 'all',
+                 compile_backbone: bool = False,
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -119,6 +126,8 @@ class MLLA(BaseModule):
         self.attn_impl = check_attn_impl(attn_impl)
         self.cuda_graphs = cuda_graphs
         self.compile_convs = compile_convs
+        self.compile_backbone = compile_backbone
+        self.with_cp = with_cp
 
         self.patch_embed = Stem(in_channels, embed_dims, patch_size)
         self.pos_drop = nn.Dropout(drop_rate)
@@ -253,6 +262,23 @@ class MLLA(BaseModule):
             # Channels-last images: the stem's convolutions and BatchNorms then run without layout conversions,
             # and its output turns into (B, H*W, C) tokens as a view.
             x = x.contiguous(memory_format=torch.channels_last)
+            if self._compiles_whole(x):
+                outs = run_backbone_fast(self, x, cuda_graphs=self.cuda_graphs)
+                if outs is not None:
+                    return outs
+        return self.forward_features(x, fast)
+
+    def _compiles_whole(self, x: torch.Tensor) -> bool:
+        """Whether ``compile_backbone`` applies to ``x``. Only for sides that need no padding at any stage: the pad
+        sizes are a modulo of the image size, which torch.compile with dynamic shapes fails to lower (the stem pads
+        outside its compiled part for that reason)."""
+        stride = self.patch_embed.patch_size * 2 ** (self.num_stages - 1)
+        return (self.compile_backbone and not self.with_cp and x.shape[-2] % stride == 0
+                and x.shape[-1] % stride == 0 and backbone_compiles(x))
+
+    def forward_features(self, x: torch.Tensor, fast: bool) -> Tuple[torch.Tensor, ...]:
+        """The layers of :meth:`forward` on a checked input (``fast``: it takes the fast path); also what
+        ``compile_backbone`` compiles as a whole."""
         x, hw_shape = self.patch_embed(x, compiled=fast and self.compile_convs)
         x = self.pos_drop(x)
         outs = []

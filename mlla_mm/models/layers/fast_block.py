@@ -157,8 +157,8 @@ def mlla_block_fast(x: torch.Tensor, height, width, num_heads: int,
 _compiled = {}
 # What failed once in this process and is not tried again, from the most to the least ambitious: 'dynamic-weights'
 # (inference compiles once per stage width instead), 'graphs' (compiled kernels without CUDA graphs), 'compile'
-# (eager); and, on their own, 'convs' (the stem and patch merging run eagerly) and 'stages' (each block is compiled
-# on its own).
+# (eager); and, on their own, 'convs' (the stem and patch merging run eagerly), 'stages' (each block is compiled
+# on its own) and 'backbone' (the backbone runs stage by stage).
 _failed = set()
 
 
@@ -171,12 +171,10 @@ def _compiles(x: torch.Tensor) -> bool:
     return x.is_cuda and _compile_enabled()
 
 
-def _announce_compile(dynamic_weights: bool) -> None:
+def _announce_compile(what: str) -> None:
     """Say once per compiled variant why the next step takes long: a silent multi-minute first step looks hung."""
     from mmengine.logging import print_log
-    what = ('inference (one graph for all widths)' if dynamic_weights
-            else 'training or compiled stages (one graph per stage width)')
-    print_log(f'MLLA fast path: compiling the blocks for {what} with torch.compile; on a cold Inductor cache '
+    print_log(f'MLLA fast path: compiling {what} with torch.compile; on a cold Inductor cache '
               'the first step takes minutes (TORCHINDUCTOR_CACHE_DIR keeps the cache; attn_impl="plain" skips '
               'compiling)', logger='current')
 
@@ -226,7 +224,9 @@ def _compile_once(key, fn, cuda_graphs: bool, dynamic_weights: bool, **dynamo_se
     weights' shapes static unless ``dynamic_weights`` (see :func:`_get_compiled`); ``dynamo_settings``: more
     ``torch._dynamo.config`` patched around each call."""
     if key not in _compiled:
-        _announce_compile(dynamic_weights)
+        _announce_compile('the whole backbone (one block graph per stage width)' if key[0] == 'backbone' else
+                          'the blocks for inference (one graph for all widths)' if dynamic_weights else
+                          'the blocks for training or compiled stages (one graph per stage width)')
         config = _allow_recompiles()
         compiled = torch.compile(fn, dynamic=True, options={'triton.cudagraphs': cuda_graphs})
         _compiled[key] = config.patch(force_parameter_static_shapes=not dynamic_weights, **dynamo_settings)(compiled)
@@ -238,6 +238,8 @@ def _own_tokens(x: torch.Tensor) -> torch.Tensor:
     as a view of their image, the others a tensor of its own. Dynamo guards on the layout of a view's base, so the
     two kinds of input would be two compiled graphs per stage width (tests/test_fast_path.py counts them); one copy
     of the tokens per stage costs far less than compiling again."""
+    if torch.compiler.is_compiling():  # inside a compiled backbone the tokens are a graph value, not a call's input
+        return x
     return x.clone() if x._base is not None else x
 
 
@@ -308,6 +310,8 @@ def run_stage_fast(x: torch.Tensor, height: int, width: int, num_heads: int, blo
     guard checks at each of the 18 calls. One call per stage makes that 8 launches and 4 guard checks, and the
     block, a nested compile region, is still compiled once per width.
     """
+    if torch.compiler.is_compiling():  # traced into a compiled backbone (run_backbone_fast): no call of its own
+        return _stage_blocks(x, height, width, num_heads, block_args, masks, triton_dwconv)
     graphs = cuda_graphs and 'graphs' not in _failed
     try:
         out = _get_compiled_stage(graphs)(_own_tokens(x), height, width, num_heads, block_args, masks, triton_dwconv)
@@ -315,6 +319,46 @@ def run_stage_fast(x: torch.Tensor, height: int, width: int, num_heads: int, blo
         _step_down(error, 'stages', ' on a whole stage', 'each block is compiled on its own')
         return None
     return _out_of_graph_pool(out, graphs)
+
+
+# ---------------------------------------------------------------------------------------------------- backbone
+def _backbone_features(backbone: torch.nn.Module, x: torch.Tensor):
+    return backbone.forward_features(x, fast=True)
+
+
+def _get_compiled_backbone(cuda_graphs: bool):
+    """The compiled :func:`_backbone_features`, with the settings of :func:`_get_compiled_stage`: the weights'
+    shapes static, floats specialised; sizes dynamic. Dynamo traces the modules (stem, patch merging, output norms)
+    and treats their parameters and buffers as static inputs, so CUDA graph trees take the BatchNorms' in-place
+    updates of their running statistics, and the blocks stay one nested compile region per stage width."""
+    import torch._dynamo
+    floats = {'specialize_float': True} if hasattr(torch._dynamo.config, 'specialize_float') else {}
+    return _compile_once(('backbone', cuda_graphs), _backbone_features, cuda_graphs, False, **floats)
+
+
+def backbone_compiles(x: torch.Tensor) -> bool:
+    """Whether :func:`run_backbone_fast` is to be tried for ``x``: as :func:`stage_compiles` (nested compile regions
+    needed), and compiling the backbone has not failed in this process."""
+    return _compiles(x) and 'backbone' not in _failed and _block_region() is not None
+
+
+def run_backbone_fast(backbone: torch.nn.Module, x: torch.Tensor,
+                      cuda_graphs: bool = False) -> Optional[Tuple[torch.Tensor, ...]]:
+    """``backbone.forward_features(x, fast=True)`` as one compiled call (``MLLA(compile_backbone=True)``), or None
+    should compiling fail: the backbone then runs stage by stage from now on.
+
+    Why: with compiled stages a train step still runs the stem, the three patch mergings and the output norms
+    eagerly (about 90 ATen operations in MLLA-T's forward, counted on the CPU, and their backward), between 8
+    CUDA-graph replays, and the step waits on the host (README, Speed). Compiled whole, a step is one replay forward
+    and one backward, and the BatchNorms fuse with their convolutions' neighbours.
+    """
+    graphs = cuda_graphs and 'graphs' not in _failed
+    try:
+        outs = _get_compiled_backbone(graphs)(backbone, x)
+    except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
+        _step_down(error, 'backbone', ' on the whole backbone', 'the backbone runs stage by stage')
+        return None
+    return tuple(_out_of_graph_pool(out, graphs) for out in outs)
 
 
 # ---------------------------------------------------------------------------------------------------- conv parts
@@ -333,8 +377,8 @@ def run_compiled(fn, *args):
     convolutions stay cuDNN's. Without CUDA graphs: these are a few dozen kernels per step, and their BatchNorm
     buffers change in place. A compiler failure warns once and runs them eagerly from then on.
     """
-    if not (_compiles(args[0]) and 'convs' not in _failed):
-        return fn(*args)
+    if not (_compiles(args[0]) and 'convs' not in _failed) or torch.compiler.is_compiling():
+        return fn(*args)  # eager, or traced into a compiled backbone (run_backbone_fast)
     if 'convs' not in _compiled:
         _allow_recompiles()
         _compiled['convs'] = torch.compile(_call, dynamic=True, options={'triton.cudagraphs': False})
