@@ -59,7 +59,7 @@ def test_attention_matmuls_are_counted():
 def test_benchmark_writes_json_and_table(tmp_path):
     out = tmp_path / 'bench.json'
     result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'mlla', 'resnet50',
-                      '--attn-impl', 'plain', 'fast', '--compile-stages', 'off', 'on', 'all',
+                      '--attn-impl', 'plain', 'fast', '--compile-stages', 'off', 'on', 'all', 'backbone',
                       '--shape', '64', '96', '--batch', '1', '--warmup', '1', '--iters', '2', '--cpu',
                       '--json', out, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -67,10 +67,27 @@ def test_benchmark_writes_json_and_table(tmp_path):
     assert data['machine']['torch'] == torch.__version__
     models = [row['model'] for row in data['rows']]
     assert models == ['mlla_tiny[plain]', 'mlla_tiny[fast]', 'mlla_tiny[fast,stages]', 'mlla_tiny[fast,stages-all]',
-                      'resnet50']
+                      'mlla_tiny[fast,whole]', 'resnet50']
     for row in data['rows']:
         assert row['infer_ms'] > 0 and row['train_step_ms'] > 0 and row['images_per_s'] > 0
     assert 'mlla_tiny[fast]' in result.stdout and 'infer ms' in result.stdout
+
+
+def test_benchmark_compile_settings_reach_the_backbone():
+    """--compile-stages backbone: compile_stages='all' and compile_backbone=True, in a backbone as in a config."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('benchmark_tool', ROOT / 'tools/analysis/benchmark.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from mlla_mm.apis.runner import load_config
+    cfg = load_config(str(ROOT / 'configs/detection/mask_rcnn_mlla_t.py'))
+    for setting, stages, whole in (('backbone', 'all', True), ('all', 'all', False), ('on', True, False),
+                                   ('off', False, False)):
+        backbone = tool.config_variant(cfg, 'mlla', stages=tool.STAGE_SETTINGS[setting]).model.backbone
+        assert (backbone.compile_stages, backbone.compile_backbone) == (stages, whole), setting
+        built = tool.build_backbone('mlla', dict(arch='tiny', **tool.compile_options(tool.STAGE_SETTINGS[setting])))
+        assert built.compile_backbone is whole and built.layers[0].compile_stages == (
+            'train' if stages is True else stages), setting
 
 
 def test_benchmark_adamw_forms(tmp_path):

@@ -27,8 +27,16 @@ from mlla_mm.analysis.benchmark import (PEER_BACKBONES, PEER_CHANNELS, adamw, ba
                                         backbone_flops, build_backbone, measure)
 
 BACKBONE_PEERS = ['mlla', 'swin_t', 'resnet50', 'convnext_t']
-# --compile-stages: MLLA's compile_stages (on: in training; all: in inference too, the default)
-STAGE_SETTINGS = {'off': False, 'on': True, 'all': 'all'}
+# --compile-stages: MLLA's compile_stages (on: in training; all: in inference too, the default); backbone: 'all' and
+# compile_backbone=True (the whole backbone as one compiled call)
+STAGE_SETTINGS = {'off': False, 'on': True, 'all': 'all', 'backbone': 'backbone'}
+
+
+def compile_options(stages) -> dict:
+    """MLLA's compile_stages and compile_backbone for a --compile-stages setting."""
+    if stages == 'backbone':
+        return dict(compile_stages='all', compile_backbone=True)
+    return dict(compile_stages=stages or False, compile_backbone=False)
 MODEL_PEERS = ['mlla', 'swin_t', 'resnet50']
 
 
@@ -65,7 +73,7 @@ def config_variant(cfg, peer, attn_impl=None, cuda_graphs=None, kernels=None, st
     if kernels is not None:
         model.backbone.triton_dwconv = model.backbone.compile_convs = kernels
     if stages is not None:
-        model.backbone.compile_stages = stages
+        model.backbone.update(compile_options(stages))
     if peer != 'mlla':
         model.backbone = copy.deepcopy(PEER_BACKBONES[peer])
         channels = PEER_CHANNELS[peer]
@@ -157,7 +165,7 @@ def run(args):
             torch.manual_seed(0)
             mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl,
                                cuda_graphs=bool(graphs), triton_dwconv=bool(kernels), compile_convs=bool(kernels),
-                               compile_stages=stages or False)
+                               **compile_options(stages))
             if args.level == 'backbone':
                 model = build_backbone(peer, mlla_kwargs)
                 make = backbone_batch(args.batch, args.shape, device)
@@ -165,7 +173,7 @@ def run(args):
                 model = revert_sync_batchnorm(build_model(config_variant(cfg, peer, impl, graphs, kernels, stages)))
                 make = model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape, device)
             suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
-                      + {True: ',stages', 'all': ',stages-all'}.get(stages, ''))
+                      + {True: ',stages', 'all': ',stages-all', 'backbone': ',whole'}.get(stages, ''))
             name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]') + (
                 '' if adamw_form == 'foreach' or args.no_train else
                 '+no-optimizer' if adamw_form == 'none' else f'+{adamw_form}-adamw')
@@ -234,8 +242,9 @@ def parse_args(argv=None):
                              'patch merging (MLLA triton_dwconv=..., compile_convs=...); "off on" measures both')
     parser.add_argument('--compile-stages', nargs='+', choices=sorted(STAGE_SETTINGS), default=['all'],
                         help="on the fast path, each stage's blocks as one compiled call (MLLA compile_stages=...): "
-                             'on: in training, all: in inference too (the default), off: never; "off on all" '
-                             'measures each')
+                             'on: in training, all: in inference too (the default), off: never; backbone: all, '
+                             'and the whole backbone as one compiled call (compile_backbone=True); "all backbone" '
+                             'measures both')
     parser.add_argument('--adamw', nargs='+', choices=['foreach', 'fused', 'config', 'none'], default=['foreach'],
                         help="the train step's AdamW: torch's default multi-tensor form or its fused form, over all "
                              "parameters in one group, or (model level) the config's optim_wrapper, as training "
