@@ -74,8 +74,9 @@ class MLLA(BaseModule):
             norms) as one compiled call, replayed as one CUDA graph forward and one backward: for inputs whose sides
             are multiples of 32 (``patch_size * 2 ** (stages - 1)``; mmdet's and mmseg's configs pad to such sizes),
             without ``with_cp``; other inputs run stage by stage (``compile_stages``). Why: the eager stem and patch
-            merging between the compiled stages still leave the train step waiting on the host. Off by default
-            until measured faster on a GPU (README, Speed). Defaults to False.
+            merging between the compiled stages still leave the train step waiting on the host. Experimental, off
+            by default until measured faster on a GPU: its first GPU try met a bug of torch 2.11's Inductor, worked
+            around since but not yet run there (README, Speed). Defaults to False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).

@@ -219,16 +219,18 @@ def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
     return _compile_once((cuda_graphs, dynamic_weights), mlla_block_fast, cuda_graphs, dynamic_weights)
 
 
-def _compile_once(key, fn, cuda_graphs: bool, dynamic_weights: bool, **dynamo_settings):
+def _compile_once(key, fn, cuda_graphs: bool, dynamic_weights: bool, inductor_options: Optional[dict] = None,
+                  **dynamo_settings):
     """``fn`` compiled with dynamic sizes (and CUDA graphs if asked), kept under ``key`` in :data:`_compiled`; the
-    weights' shapes static unless ``dynamic_weights`` (see :func:`_get_compiled`); ``dynamo_settings``: more
-    ``torch._dynamo.config`` patched around each call."""
+    weights' shapes static unless ``dynamic_weights`` (see :func:`_get_compiled`); ``inductor_options``: more
+    options of ``torch.compile``; ``dynamo_settings``: more ``torch._dynamo.config`` patched around each call."""
     if key not in _compiled:
         _announce_compile('the whole backbone (one block graph per stage width)' if key[0] == 'backbone' else
                           'the blocks for inference (one graph for all widths)' if dynamic_weights else
                           'the blocks for training or compiled stages (one graph per stage width)')
         config = _allow_recompiles()
-        compiled = torch.compile(fn, dynamic=True, options={'triton.cudagraphs': cuda_graphs})
+        options = {'triton.cudagraphs': cuda_graphs, **(inductor_options or {})}
+        compiled = torch.compile(fn, dynamic=True, options=options)
         _compiled[key] = config.patch(force_parameter_static_shapes=not dynamic_weights, **dynamo_settings)(compiled)
     return _compiled[key]
 
@@ -330,10 +332,18 @@ def _get_compiled_backbone(cuda_graphs: bool):
     """The compiled :func:`_backbone_features`, with the settings of :func:`_get_compiled_stage`: the weights'
     shapes static, floats specialised; sizes dynamic. Dynamo traces the modules (stem, patch merging, output norms)
     and treats their parameters and buffers as static inputs, so CUDA graph trees take the BatchNorms' in-place
-    updates of their running statistics, and the blocks stay one nested compile region per stage width."""
+    updates of their running statistics, and the blocks stay one nested compile region per stage width.
+
+    Inductor's coalescing analysis of tilings is off for this graph. Why: here the blocks' token count is the
+    product of the stem's output sizes, ``((H - 1) // 4 + 1) * ((W - 1) // 4 + 1)``, which torch 2.11's analysis
+    compares with its expanded form and fails an assertion on (``tiling_utils.get_pw_red_splits``, measured on an
+    H100 on 2026-11-27; pytorch/pytorch#181563, fixed in later releases by pytorch/pytorch#181793). The compiled
+    stages, whose sizes are plain symbols, keep the analysis.
+    """
     import torch._dynamo
     floats = {'specialize_float': True} if hasattr(torch._dynamo.config, 'specialize_float') else {}
-    return _compile_once(('backbone', cuda_graphs), _backbone_features, cuda_graphs, False, **floats)
+    return _compile_once(('backbone', cuda_graphs), _backbone_features, cuda_graphs, False,
+                         inductor_options={'triton.coalesce_tiling_analysis': False}, **floats)
 
 
 def backbone_compiles(x: torch.Tensor) -> bool:
