@@ -25,12 +25,14 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, os.getcwd())
 from mlla_mm.analysis.benchmark import time_call  # noqa: E402
 
+# First match wins. Inductor's kernels come before the convolutions: their names list the fused operations, and
+# "convert_element_type" (a dtype cast) would otherwise count them as convolutions (it did until 2026-11-27).
 CATEGORIES = [
     ('depthwise conv', r'depthwise|dwconv|conv_depthwise'),
-    ('conv (cudnn/implicit gemm)', r'conv|cudnn|implicit|winograd|fprop|dgrad|wgrad|xmma_fprop'),
-    ('matmul', r'gemm|nvjet|cutlass|sm90_xmma|cublas|splitK|reduce_kernel<.*gemm'),
     ('triton (fused)', r'^triton|triton_'),
-    ('layer/batch norm', r'layer_norm|LayerNorm|batch_norm|bn_'),
+    ('layer/batch norm', r'layer_norm|LayerNorm|batch_norm|batchnorm|bn_'),
+    ('conv (cudnn/implicit gemm)', r'conv(?!ert)|cudnn|implicit|winograd|fprop|dgrad|wgrad|xmma_fprop'),
+    ('matmul', r'gemm|nvjet|cutlass|sm90_xmma|cublas|splitK|reduce_kernel<.*gemm'),
     ('reduction', r'reduce|Reduce'),
     ('copy / permute', r'copy|Copy|transpose|permute|cat|CatArray'),
     ('elementwise', r'elementwise|vectorized|Elementwise'),
