@@ -30,6 +30,7 @@ BACKBONE_PEERS = ['mlla', 'swin_t', 'resnet50', 'convnext_t']
 # --compile-stages: MLLA's compile_stages (on: in training; all: in inference too, the default); backbone: 'all' and
 # compile_backbone=True (the whole backbone as one compiled call)
 STAGE_SETTINGS = {'off': False, 'on': True, 'all': 'all', 'backbone': 'backbone'}
+MODEL_PEERS = ['mlla', 'swin_t', 'resnet50']
 
 
 def compile_options(stages) -> dict:
@@ -37,7 +38,6 @@ def compile_options(stages) -> dict:
     if stages == 'backbone':
         return dict(compile_stages='all', compile_backbone=True)
     return dict(compile_stages=stages or False, compile_backbone=False)
-MODEL_PEERS = ['mlla', 'swin_t', 'resnet50']
 
 
 def machine() -> dict:
