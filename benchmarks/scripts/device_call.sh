@@ -1,0 +1,36 @@
+# Shared by one-off device calls (sourced, not run; the recorded ones are in benchmarks/*/calls/): a deadline
+# measured from the call's start, the device set-up, and benchmark.py runs that stop at a deadline.
+#   source benchmarks/scripts/device_call.sh && setup_fresh_machine /tmp/l1    # first call on a machine
+#   source benchmarks/scripts/device_call.sh && require_warm_machine           # a later call on the same machine
+set -u
+call_t0=$(date +%s)
+export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=$PWD/.inductor_cache PYTHON=python3
+# benchmark.py's output without the warnings that torch and mmengine repeat for every model
+NOISE='jit.script_method|^ +warnings.warn'
+
+left() { # seconds from now until $1 seconds after the call's start
+  echo $(( call_t0 + $1 - $(date +%s) ))
+}
+
+elapsed() {
+  echo $(( $(date +%s) - call_t0 ))
+}
+
+setup_fresh_machine() { # log folder: the OpenMMLab stack from the carried .gpu/ folder (../shared/gpu/README.md)
+  mkdir -p "$1"
+  bash .gpu/device_setup.sh > "$1/setup.log" 2>&1 || { cat "$1/setup.log"; exit 1; }
+  tail -1 "$1/setup.log"; echo "setup done at $(elapsed) s"
+}
+
+require_warm_machine() { # a later call must find the stack (and the Inductor cache) of the call before it
+  python3 -c 'import mmdet, mmseg, mmcv.ops, mlla_mm' 2>/dev/null && echo "warm machine" \
+    || { echo "FRESH MACHINE: stop"; exit 1; }
+}
+
+bench_until() { # deadline (s after the call's start), output folder, name, then benchmark.py arguments
+  local deadline=$1 dir=$2 name=$3; shift 3
+  timeout "$(left "$deadline")" python3 tools/analysis/benchmark.py --json "$dir/$name.json" "$@" 2>&1 \
+    | grep -v -E "$NOISE" > "$dir/$name.log"
+  grep -E "^mlla|^convnext|^swin|^resnet|rror|failed" "$dir/$name.log" | cut -c1-250
+  echo "  ($name done at $(elapsed) s)"
+}
