@@ -216,18 +216,19 @@ def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
     Inductor fails an assertion in its tiling analysis on such graphs (measured on an H100), so training compiles
     once per stage width.
     """
-    return _compile_once((cuda_graphs, dynamic_weights), mlla_block_fast, cuda_graphs, dynamic_weights)
+    what = ('the blocks for inference (one graph for all widths)' if dynamic_weights else
+            'the blocks for training or compiled stages (one graph per stage width)')
+    return _compile_once((cuda_graphs, dynamic_weights), what, mlla_block_fast, cuda_graphs, dynamic_weights)
 
 
-def _compile_once(key, fn, cuda_graphs: bool, dynamic_weights: bool, inductor_options: Optional[dict] = None,
-                  **dynamo_settings):
-    """``fn`` compiled with dynamic sizes (and CUDA graphs if asked), kept under ``key`` in :data:`_compiled`; the
-    weights' shapes static unless ``dynamic_weights`` (see :func:`_get_compiled`); ``inductor_options``: more
-    options of ``torch.compile``; ``dynamo_settings``: more ``torch._dynamo.config`` patched around each call."""
+def _compile_once(key, what: str, fn, cuda_graphs: bool, dynamic_weights: bool,
+                  inductor_options: Optional[dict] = None, **dynamo_settings):
+    """``fn`` compiled with dynamic sizes (and CUDA graphs if asked), kept under ``key`` in :data:`_compiled`, and
+    announced as compiling ``what``; the weights' shapes static unless ``dynamic_weights`` (see
+    :func:`_get_compiled`); ``inductor_options``: more options of ``torch.compile``; ``dynamo_settings``: more
+    ``torch._dynamo.config`` patched around each call."""
     if key not in _compiled:
-        _announce_compile('the whole backbone (one block graph per stage width)' if key[0] == 'backbone' else
-                          'the blocks for inference (one graph for all widths)' if dynamic_weights else
-                          'the blocks for training or compiled stages (one graph per stage width)')
+        _announce_compile(what)
         config = _allow_recompiles()
         options = {'triton.cudagraphs': cuda_graphs, **(inductor_options or {})}
         compiled = torch.compile(fn, dynamic=True, options=options)
@@ -278,12 +279,18 @@ def _get_compiled_stage(cuda_graphs: bool):
     """The compiled :func:`_stage_blocks`, with the training settings of :func:`_get_compiled` (weights' shapes
     static: one graph per stage width).
 
-    Floats (the LayerNorms' eps) are specialised: a nested region takes tensors and integers only, and Dynamo would
-    otherwise make them symbolic under ``dynamic=True``.
+    Floats (the LayerNorms' eps) are specialised (:func:`_specialised_floats`).
     """
+    return _compile_once(('stage', cuda_graphs), 'the blocks for training or compiled stages (one graph per stage '
+                         'width)', _stage_blocks, cuda_graphs, False, **_specialised_floats())
+
+
+def _specialised_floats() -> dict:
+    """The Dynamo setting that keeps Python floats (the LayerNorms' eps) constants: a nested region takes tensors
+    and integers only, and Dynamo would otherwise make them symbolic under ``dynamic=True``. Empty on a torch
+    without that setting."""
     import torch._dynamo
-    floats = {'specialize_float': True} if hasattr(torch._dynamo.config, 'specialize_float') else {}
-    return _compile_once(('stage', cuda_graphs), _stage_blocks, cuda_graphs, False, **floats)
+    return {'specialize_float': True} if hasattr(torch._dynamo.config, 'specialize_float') else {}
 
 
 def stage_compiles(x: torch.Tensor, in_inference: bool = False) -> bool:
@@ -340,10 +347,9 @@ def _get_compiled_backbone(cuda_graphs: bool):
     H100 on 2026-11-27; pytorch/pytorch#181563, fixed in later releases by pytorch/pytorch#181793). The compiled
     stages, whose sizes are plain symbols, keep the analysis.
     """
-    import torch._dynamo
-    floats = {'specialize_float': True} if hasattr(torch._dynamo.config, 'specialize_float') else {}
-    return _compile_once(('backbone', cuda_graphs), _backbone_features, cuda_graphs, False,
-                         inductor_options={'triton.coalesce_tiling_analysis': False}, **floats)
+    return _compile_once(('backbone', cuda_graphs), 'the whole backbone (one block graph per stage width)',
+                         _backbone_features, cuda_graphs, False,
+                         inductor_options={'triton.coalesce_tiling_analysis': False}, **_specialised_floats())
 
 
 def backbone_compiles(x: torch.Tensor) -> bool:

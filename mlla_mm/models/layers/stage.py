@@ -57,9 +57,7 @@ class MLLAStage(nn.Module):
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]
                 ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor, Tuple[int, int]]:
         """Return the input of the next stage and its size, and this stage's output (before merging) and size."""
-        # Inside MLLA's compiled backbone (compile_backbone) the blocks are always traced as one region per width.
-        one_call = self.compile_stages or torch.compiler.is_compiling()
-        blocks_out = self._blocks_as_one_call(x, hw_shape) if one_call else None
+        blocks_out = self._blocks_as_one_call(x, hw_shape)
         if blocks_out is not None:
             x = blocks_out
         else:
@@ -79,10 +77,11 @@ class MLLAStage(nn.Module):
         """The blocks through :func:`.fast_block.run_stage_fast`, or None where each block runs on its own: not the
         fast path, checkpointing (it recomputes block by block), or no compiled stage to be had (among others,
         without gradients unless ``compile_stages='all'``: :func:`.fast_block.stage_compiles`). Traced by
-        ``torch.compile`` (a compiled backbone), the blocks on the fast path are always one call."""
-        traced = torch.compiler.is_compiling()
-        if (self.with_cp or not (traced or stage_compiles(x, in_inference=self.compile_stages == 'all'))
-                or not all(block.takes_fast_path(x) for block in self.blocks)):
+        ``torch.compile`` (MLLA's compiled backbone, ``compile_backbone``), the blocks on the fast path are always
+        one call, whatever ``compile_stages`` says."""
+        wanted = torch.compiler.is_compiling() or (
+            self.compile_stages and stage_compiles(x, in_inference=self.compile_stages == 'all'))
+        if self.with_cp or not wanted or not all(block.takes_fast_path(x) for block in self.blocks):
             return None  # before drawing the masks below, so that the blocks' own path draws the same ones
         first = self.blocks[0]
         return run_stage_fast(x.contiguous(), hw_shape[0], hw_shape[1], first.attn.num_heads,
