@@ -2,9 +2,10 @@
 
     python benchmarks/scripts/bench_dwconv.py [--dtype bf16] [--sweep]
 
-Each piece (forward; backward = input and weight/bias gradients) is captured in a CUDA graph and replayed, so the
-times are GPU time without Python's launch overhead (which the fast path's CUDA graphs remove too). cuDNN runs on
-the channels-last view of the tokens, as the fast path's operator does by default (MLLA ``triton_dwconv=False``).
+Each piece (forward without the bias, which the fast path adds outside the operator; backward = input and weight
+gradients) is captured in a CUDA graph and replayed, so the times are GPU time without Python's launch overhead
+(which the fast path's CUDA graphs remove too). cuDNN runs on the channels-last view of the tokens, as the fast
+path's operator does by default (MLLA ``triton_dwconv=False``).
 ``--sweep`` also tries other tile sizes of the Triton kernels.
 """
 import argparse
@@ -60,14 +61,13 @@ def main():
         x = torch.randn(b, h * w, c, device='cuda', dtype=dtype)
         grad = torch.randn_like(x)
         weight = torch.randn(c, 1, 3, 3, device='cuda', dtype=dtype)
-        bias = torch.randn(c, device='cuda', dtype=dtype)
         nbytes = x.numel() * x.element_size()
-        cudnn_f = graph_ms(lambda: dwconv._dwconv3x3_default(x, weight, bias, h, w))
+        cudnn_f = graph_ms(lambda: dwconv._dwconv3x3_default(x, weight, h, w))
         cudnn_b = graph_ms(lambda: dwconv._dwconv3x3_backward_default(grad, x, weight, h, w))
         row = [f'{str((b, h, w, c)):20s} {nbytes / 2**20:6.1f} MiB  cuDNN {cudnn_f:.3f} / {cudnn_b:.3f}']
         for config in configs:
             triton_dwconv.BLOCK_W, triton_dwconv.BLOCK_C, triton_dwconv.ROWS, triton_dwconv.NUM_WARPS = config
-            fwd = graph_ms(lambda: triton_dwconv.dwconv3x3(x, weight, bias, h, w))
+            fwd = graph_ms(lambda: triton_dwconv.dwconv3x3(x, weight, None, h, w))
             bwd = graph_ms(lambda: (triton_dwconv.dwconv3x3(grad, weight, None, h, w, mirror=True),
                                     triton_dwconv.dwconv3x3_weight_grad(grad, x, h, w)))
             row.append(f'triton W{config[0]} C{config[1]} R{config[2]} w{config[3]} {fwd:.3f} / {bwd:.3f} '
