@@ -265,7 +265,7 @@ def test_backbone_compiles_once_whatever_the_input_size(counted_compiles, monkey
     # two heads or more, as in every MLLA arch: a single head makes a broadcast that Dynamo specialises on
     arch = dict(embed_dims=32, depths=[2, 2, 1, 1], num_heads=[2, 4, 8, 16])
     model = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, compile_convs=True, cuda_graphs=False,
-                 compile_stages=False)
+                 compile_stages=False, compile_backbone=False)
     sizes = [(96, 128), (128, 160), (100, 140), (64, 96)]  # (100, 140): stage 1 is 25 x 35, stage 2 13 x 18
     counts = []
     for height, width in sizes:
@@ -277,7 +277,7 @@ def test_backbone_compiles_once_whatever_the_input_size(counted_compiles, monkey
     # Inference, blocks only and one call per block (compiled stages: test_compiled_stages_in_inference_with_all):
     # on the CPU the compiled convolutions also guard on their input's size (the CPU convolution's choice of memory
     # format), which says nothing about CUDA.
-    inference = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages=False).eval()
+    inference = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages=False, compile_backbone=False).eval()
     with torch.no_grad():
         for height, width in sizes:
             inference(torch.randn(1, 3, height, width))
@@ -303,8 +303,10 @@ def test_compiled_stages_compile_the_block_once_per_width_and_match_the_blocks(c
     monkeypatch.setattr(fast_block, '_compiles', lambda x: True)  # the CUDA-only switch, here on the CPU
     torch.manual_seed(0)
     arch = dict(embed_dims=32, depths=[2, 3, 1, 1], num_heads=[2, 4, 8, 16])
-    stages = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_stages=True)
-    blocks = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_stages=False)
+    stages = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_stages=True,
+                  compile_backbone=False)
+    blocks = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_stages=False,
+                  compile_backbone=False)
     blocks.load_state_dict(stages.state_dict())
     inputs = [torch.randn(2, 3, 96, 128), torch.randn(2, 3, 100, 140)]  # (100, 140): odd sides in later stages
     got = []
@@ -346,8 +348,8 @@ def test_compiled_stages_in_inference_with_all(counted_compiles, monkeypatch):
     monkeypatch.setattr(stage_module, 'run_stage_fast', counted_stage_call)
     torch.manual_seed(0)
     arch = dict(embed_dims=32, depths=[2, 3, 1, 1], num_heads=[2, 4, 8, 16])
-    stages = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages='all').eval()
-    blocks = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages=False).eval()
+    stages = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages='all', compile_backbone=False).eval()
+    blocks = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages=False, compile_backbone=False).eval()
     blocks.load_state_dict(stages.state_dict())
     counts = []
     with torch.no_grad():
@@ -359,7 +361,8 @@ def test_compiled_stages_in_inference_with_all(counted_compiles, monkeypatch):
     assert counts == [4, 4 + 1], 'a graph per stage width, then the blocks\' one graph for all widths'
     assert fast_block._failed == set() and stage_calls == [True] * 4 * 2
     assert all(stage.compile_stages == 'all' for stage in MLLA(arch).layers), "'all' is the default"
-    training_only = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages=True).eval()
+    training_only = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages=True,
+                         compile_backbone=False).eval()
     assert all(stage.compile_stages == 'train' for stage in training_only.layers)
     with torch.no_grad():
         training_only(torch.randn(1, 3, 96, 128))
@@ -367,15 +370,17 @@ def test_compiled_stages_in_inference_with_all(counted_compiles, monkeypatch):
 
 
 def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles, monkeypatch):
-    """``compile_backbone``: the whole backbone (stem, stages, patch merging, output norms) as one compiled call:
-    one forward and one backward graph for every input whose sides are multiples of 32, the blocks in it one nested
-    region per stage width; the same outputs, gradients and BatchNorm statistics as per-block calls, stochastic
-    depth included. Other sizes run stage by stage; inference is one more graph."""
+    """``compile_backbone`` (the default): the whole backbone (stem, stages, patch merging, output norms) as one
+    compiled call: one forward and one backward graph for every input whose sides are multiples of 32, the blocks
+    in it one nested region per stage width; the same outputs, gradients and BatchNorm statistics as per-block
+    calls, stochastic depth included. Other sizes run stage by stage; inference is one more graph."""
     monkeypatch.setattr(fast_block, '_compiles', lambda x: True)  # the CUDA-only switch, here on the CPU
     torch.manual_seed(0)
     arch = dict(embed_dims=32, depths=[2, 3, 1, 1], num_heads=[2, 4, 8, 16])
-    whole = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_backbone=True)
-    blocks = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_stages=False)
+    whole = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False)
+    assert whole.compile_backbone, 'compile_backbone is the default'
+    blocks = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, compile_stages=False,
+                  compile_backbone=False)
     blocks.load_state_dict(whole.state_dict())
     inputs = [torch.randn(2, 3, 96, 128), torch.randn(2, 3, 128, 160) * 2 + 0.5]
     counts, got = [], []

@@ -5,7 +5,7 @@ out=${OUT:-benchmarks/latest}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 kernels=${FAST_KERNELS:-off}
-stages=${COMPILE_STAGES:-all}
+stages=${COMPILE_STAGES:-backbone}
 adamw=${ADAMW:-foreach}
 
 read_limits() { # how many, the default: LIMITS (or the default) into the array `limits`, checked

@@ -10,8 +10,9 @@
 # (inference, training) on the H100 host (benchmarks/h100_2026-11-27/), so give each row at least 90 s per variant.
 # FAST_KERNELS="off on" also measures the fast path with MLLA's triton_dwconv and compile_convs in each process
 # (twice the compiling).
-# COMPILE_STAGES="off on all" likewise measures the fast path with MLLA's compile_stages off, on (each stage's
-# blocks as one compiled call in training) and all (in inference too; the default). ADAMW="foreach fused" times the
+# COMPILE_STAGES="off on all backbone" likewise measures the fast path with MLLA's compile_stages off, on (each
+# stage's blocks as one compiled call in training), all (in inference too), and backbone (all, and the whole
+# backbone as one compiled call: compile_backbone, the default). ADAMW="foreach fused" times the
 # train step with both forms of torch's AdamW (default: foreach, torch's own default); "none" without an optimizer.
 source "$(dirname "$0")/bench_common.sh"
 impls=${*:-plain fast}
