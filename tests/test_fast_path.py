@@ -296,6 +296,16 @@ def _train_step(model, x, seed):
     return [o.detach() for o in outs] + [x.grad] + [p.grad for p in model.parameters() if p.grad is not None]
 
 
+def _subgraphs(gm):
+    """The nested compile regions' graphs called from ``gm``."""
+    return [getattr(gm, node.target) for node in gm.graph.nodes
+            if node.op == 'get_attr' and isinstance(getattr(gm, node.target), torch.fx.GraphModule)]
+
+
+def _count_ops(gm, *ops):
+    return sum(node.target in ops for node in gm.graph.nodes)
+
+
 def test_compiled_stages_compile_the_block_once_per_width_and_match_the_blocks(counted_compiles, monkeypatch):
     """``compile_stages``: in training, each stage's blocks in one compiled call, the block a nested compile region.
     It compiles one graph per stage width (forward and backward), however many blocks the stage has, none more for
@@ -319,6 +329,14 @@ def test_compiled_stages_compile_the_block_once_per_width_and_match_the_blocks(c
     region_calls = [sum(node.target is torch.ops.higher_order.invoke_subgraph for node in gm.graph.nodes)
                     for gm in counted_compiles]
     assert sorted(region_calls) == sorted(2 * [depth if depth > 1 else 0 for depth in arch['depths']])
+    # RoPE's angles are formed once per stage, outside the block: no cos / sin inside the region, forward or
+    # backward, and one of each in each stage's forward graph
+    for gm in counted_compiles:
+        for sub in _subgraphs(gm):
+            assert _count_ops(sub, torch.ops.aten.cos.default, torch.ops.aten.sin.default) == 0
+    forward_graphs = [gm for gm in counted_compiles if 'tangents' not in ' '.join(n.name for n in gm.graph.nodes)]
+    assert len(forward_graphs) == 4
+    assert all(_count_ops(gm, torch.ops.aten.cos.default) == 1 for gm in forward_graphs)
     assert fast_block._failed == set()
     for x, from_stages in zip(inputs, got):
         from_blocks = _train_step(blocks, x, seed=1)

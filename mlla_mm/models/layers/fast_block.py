@@ -4,9 +4,10 @@ The plain modules (:class:`~.mlla_block.MLLABlock`, :class:`~.linear_attention.L
 reference and the CPU path. This module computes the same block as one pure function of the block's tensors, written
 so that TorchInductor can fuse it into few kernels:
 
-- the whole block runs in the input (autocast) dtype; RoPE angles are formed in-graph from the token indices in
-  float32 (no table read; eagerly, cached tables in the compute dtype are used instead) and the rotated q/k are
-  rounded back to the compute dtype, so half precision no longer promotes q/k to float32;
+- the whole block runs in the input (autocast) dtype; RoPE's float32 tables are formed once per compiled stage
+  and read by each block (a block compiled on its own forms its angles in-graph; eagerly, cached tables in the
+  compute dtype are used instead), and the rotated q/k are rounded back to the compute dtype, so half precision no
+  longer promotes q/k to float32;
 - ELU+1, RoPE, the ``n ** -0.5`` scalings, the k-mean normaliser, the LePE/CPE residual adds, the SiLU gate and the
   LayerNorms become a handful of fused elementwise/reduction kernels; the normaliser is formed in float32, so fp16
   cannot overflow in it;
@@ -64,6 +65,20 @@ def _rope_cos_sin(height, width, channels, device, dtype):
     return cached_rope_tables(int(height), int(width), int(channels), device, dtype)
 
 
+def _stage_rope_tables(height, width, channels, device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Float32 ``(cos, sin)`` tables for a whole stage (:func:`_stage_blocks`), formed once and handed to each block.
+
+    Why: formed inside a block, Inductor fuses the angles into the kernel that rotates q and k, and so computes a
+    ``pow``, a ``cos`` and a ``sin`` for every element of every image. Profiled on an H100 (2026-11-27), that kernel
+    was the largest of Inductor's in a 128x3x224x224 fp16 inference (2.56 of 27.2 ms). As inputs of the blocks'
+    nested compile region, the tables are computed once per stage call and read, as the official model reads its.
+    """
+    if torch.compiler.is_compiling():
+        angles = rope_angles(height, width, channels, device)
+        return angles.cos(), angles.sin()
+    return rope_tables(int(height), int(width), int(channels), device)
+
+
 def _apply_rope_qk(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate q and k of ``qk`` ``(B, N, 2 C)`` (q then k) with ``(N, C/2)`` tables; result in ``qk.dtype``."""
     b, n, c2 = qk.shape
@@ -77,15 +92,18 @@ def _apply_rope_qk(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> to
 # ---------------------------------------------------------------------------------------------------- pieces
 def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_weight: torch.Tensor,
                           qk_bias: Optional[torch.Tensor], lepe_weight: torch.Tensor, lepe_bias: torch.Tensor,
-                          triton_dwconv: bool = False) -> torch.Tensor:
-    """The computation of :class:`~.linear_attention.LinearAttention` on ``(B, N, C)`` tokens."""
+                          triton_dwconv: bool = False, rope_cos: Optional[torch.Tensor] = None,
+                          rope_sin: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The computation of :class:`~.linear_attention.LinearAttention` on ``(B, N, C)`` tokens; ``rope_cos`` /
+    ``rope_sin``: the RoPE tables for this size (:func:`_stage_rope_tables`), or None to form them here."""
     b, n, c = x.shape
     head_dims = c // num_heads
     qk = F.elu(F.linear(x, qk_weight, qk_bias)) + 1.0
     dtype = qk.dtype  # the compute dtype (autocast's, or the input's)
     v = x.to(dtype)
-    cos, sin = _rope_cos_sin(height, width, c, x.device, dtype)
-    qk_rope = _apply_rope_qk(qk, cos, sin)
+    if rope_cos is None:
+        rope_cos, rope_sin = _rope_cos_sin(height, width, c, x.device, dtype)
+    qk_rope = _apply_rope_qk(qk, rope_cos, rope_sin)
 
     # Normaliser 1 / (phi(q_i) . mean_j phi(k_j)) per head, in float32 (no fp16 overflow, no cancellation).
     wide = torch.promote_types(dtype, torch.float32)
@@ -131,11 +149,14 @@ def mlla_block_fast(x: torch.Tensor, height, width, num_heads: int,
                     cpe2_w, cpe2_b, norm2_w, norm2_b, norm2_eps: float,
                     fc1_w, fc1_b, fc2_w, fc2_b,
                     mask1: Optional[torch.Tensor] = None, mask2: Optional[torch.Tensor] = None,
-                    triton_dwconv: bool = False) -> torch.Tensor:
+                    triton_dwconv: bool = False, rope_cos: Optional[torch.Tensor] = None,
+                    rope_sin: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The computation of :class:`~.mlla_block.MLLABlock` (no dropout) as one pure function.
 
     ``mask1`` / ``mask2``: per-sample ``(B, 1, 1)`` stochastic-depth factors of the two residual branches, or None.
     ``triton_dwconv``: the depthwise convolutions through this project's Triton kernels on CUDA (:mod:`.dwconv`).
+    ``rope_cos`` / ``rope_sin``: float32 RoPE tables for ``(height, width)`` (:func:`_stage_rope_tables`), or None
+    to form them inside.
     """
     x = x + dwconv3x3_tokens(x, cpe1_w, cpe1_b, height, width, triton_dwconv)
     shortcut = x
@@ -143,7 +164,8 @@ def mlla_block_fast(x: torch.Tensor, height, width, num_heads: int,
     gate = F.silu(F.linear(y, act_w, act_b))
     y = F.linear(y, in_w, in_b)
     y = F.silu(dwconv3x3_tokens(y, dwc_w, dwc_b, height, width, triton_dwconv))
-    y = linear_attention_fast(y, height, width, num_heads, qk_w, qk_b, lepe_w, lepe_b, triton_dwconv)
+    y = linear_attention_fast(y, height, width, num_heads, qk_w, qk_b, lepe_w, lepe_b, triton_dwconv,
+                              rope_cos, rope_sin)
     y = F.linear(y * gate, out_w, out_b)
     x = shortcut + _drop_path(y, mask1)
 
@@ -268,10 +290,11 @@ def _block_region():
 def _stage_blocks(x: torch.Tensor, height: int, width: int, num_heads: int, block_args: Sequence[tuple],
                   masks: Sequence[tuple], triton_dwconv: bool) -> torch.Tensor:
     """A stage's blocks, one after the other: ``block_args`` holds each block's tensors, ``masks`` its
-    ``(mask1, mask2)``."""
+    ``(mask1, mask2)``; the RoPE tables are formed once for all of them (:func:`_stage_rope_tables`)."""
     block = _block_region()
+    rope_cos, rope_sin = _stage_rope_tables(height, width, x.shape[-1], x.device)
     for args, (mask1, mask2) in zip(block_args, masks):
-        x = block(x, height, width, num_heads, *args, mask1, mask2, triton_dwconv)
+        x = block(x, height, width, num_heads, *args, mask1, mask2, triton_dwconv, rope_cos, rope_sin)
     return x
 
 
