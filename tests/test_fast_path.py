@@ -440,6 +440,34 @@ def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles,
     assert fast_block._failed == set()
 
 
+def test_compiled_backbone_with_a_frozen_stage_matches_the_blocks(counted_compiles, monkeypatch):
+    """``compile_backbone`` with ``frozen_stages=1`` (the stem and stage 0 in eval mode, without gradients): the
+    same outputs and gradients as per-block calls, no gradient for a frozen parameter, the frozen BatchNorms'
+    statistics untouched, and still one forward and one backward graph."""
+    monkeypatch.setattr(fast_block, '_compiles', lambda x: True)  # the CUDA-only switch, here on the CPU
+    torch.manual_seed(0)
+    arch = dict(embed_dims=32, depths=[2, 2, 1, 1], num_heads=[2, 4, 8, 16])
+    whole = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, frozen_stages=1)
+    blocks = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, cuda_graphs=False, frozen_stages=1,
+                  compile_stages=False, compile_backbone=False)
+    blocks.load_state_dict(whole.state_dict())
+    frozen = {name for name, p in whole.named_parameters() if not p.requires_grad}
+    assert frozen and all(name.startswith(('patch_embed.', 'layers.0.', 'norm0.')) for name in frozen)
+    statistics = {name: b.clone() for name, b in whole.named_buffers() if name.startswith('patch_embed.')}
+    x = torch.randn(2, 3, 96, 128)
+    from_whole = _train_step(whole, x, seed=4)
+    assert len(counted_compiles) == 2 and ('backbone', False) in fast_block._compiled
+    from_blocks = _train_step(blocks, x, seed=4)
+    assert len(from_whole) == len(from_blocks) > 10
+    for a, b in zip(from_whole, from_blocks):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert all(p.grad is None for name, p in whole.named_parameters() if name in frozen)
+    for name, buffer in whole.named_buffers():
+        if name in statistics:
+            assert torch.equal(buffer, statistics[name]), name
+    assert fast_block._failed == set()
+
+
 def test_compile_stages_rejects_unknown_values():
     with pytest.raises(ValueError, match=r"compile_stages must be one of .*'all'.*got 'always'"):
         MLLA('tiny', compile_stages='always')
