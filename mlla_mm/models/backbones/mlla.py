@@ -72,10 +72,11 @@ class MLLA(BaseModule):
             ``'all'``.
         compile_backbone (bool): On the fast path, run the whole backbone (stem, stages, patch merging, output
             norms) as one compiled call, replayed as one CUDA graph forward and one backward: for inputs whose sides
-            are multiples of 32 (``patch_size * 2 ** (stages - 1)``; mmdet's and mmseg's configs pad to such sizes),
-            without ``with_cp``; other inputs run stage by stage (``compile_stages``), and so does everything
-            should it fail to compile. Why: the eager stem and patch merging between the compiled stages left the
-            train step waiting on the host. Measured on an H100 (2026-11-27, same process each, against
+            are multiples of 32 (``patch_size * 2 ** (stages - 1)``; mmdet's configs pad every batch to such
+            sizes, mmseg's their training crops), without ``with_cp``; other inputs (mmseg's whole-image test
+            inputs, for one) run stage by stage (``compile_stages``), and so does everything should it fail to
+            compile. Why: the eager stem and patch merging between the compiled stages left the train step
+            waiting on the host. Measured on an H100 (2026-11-27, same process each, against
             ``compile_stages='all'`` alone): MLLA-T's 2x800x1344 bf16 backbone train step 37.4 ms against 40.7 ms,
             its inference 8.9 ms against 11.9 ms, 128x224x224 fp16 inference 5,955 against 4,592 images/s
             (README, Speed). Defaults to True.
