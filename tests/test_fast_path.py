@@ -9,6 +9,7 @@ import torch
 
 from mlla_mm import MLLA
 from mlla_mm.models.layers import MLLABlock, fast_block
+from mlla_mm.models.layers.layout import image_to_tokens, tokens_to_image
 from mlla_mm.models.layers.rope import apply_rope, rope_tables
 
 
@@ -101,6 +102,28 @@ def test_fp16_normaliser_does_not_overflow():
         out = fast.half()(x.half(), (4, 4))
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out.float(), ref, rtol=1e-2, atol=1e-2)
+
+
+def test_fp16_key_value_product_does_not_overflow_at_many_tokens():
+    """K^T V sums over every token: with positive keys and values (a SiLU's output has a positive mean) its
+    entries grow with the token count, past fp16's 65504 at 128 x 128 tokens here (stage 1 of a 512 x 512 image;
+    800 x 1344 has 4x as many). Both factors are scaled by n ** -0.5 before the product, as in the official model,
+    so the fp16 result stays finite and near the float32 one."""
+    _, fast = make_pair(64, 2, seed=5)
+    with torch.no_grad():
+        fast.in_proj.bias.fill_(4.)  # large positive values after the depthwise convolution and SiLU
+        fast.attn.qk.bias.fill_(2.)
+    x = torch.randn(1, 128 * 128, 64)
+    with torch.no_grad():
+        ref = fast(x, (128, 128))
+        # the attention's input, as the block forms it (float32), and its keys
+        tokens = x + image_to_tokens(fast.cpe1(tokens_to_image(x, (128, 128))))
+        values = image_to_tokens(fast.act(fast.dwc(tokens_to_image(fast.in_proj(fast.norm1(tokens)), (128, 128)))))
+        keys = torch.nn.functional.elu(fast.attn.qk(values)[..., 64:]) + 1
+        assert (keys.transpose(1, 2) @ values).abs().max() > 65504, 'the unscaled product must exceed fp16'
+        out = fast.half()(x.half(), (128, 128))
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
 
 
 def test_drop_path_masks_are_per_sample_and_scaled():

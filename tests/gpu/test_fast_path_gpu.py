@@ -124,6 +124,26 @@ def test_fp16_large_activations_stay_finite():
     assert rel(out.double(), ref.double()) < 1e-2
 
 
+def test_fp16_key_value_product_stays_finite_at_many_tokens():
+    """Compiled, under fp16 autocast, with positive keys and values over 128 x 128 tokens: K^T V unscaled would
+    exceed fp16's range (tests/test_fast_path.py checks that on the CPU); scaled by n ** -0.5 on both sides it
+    does not, forward or backward."""
+    plain, fast = make_blocks(64, 2, seed=5)
+    with torch.no_grad():
+        for block in (plain, fast):
+            block.in_proj.bias.fill_(4.)
+            block.attn.qk.bias.fill_(2.)
+    x = torch.randn(1, 128 * 128, 64, device='cuda')
+    weight = torch.randn(1, 128 * 128, 64, device='cuda', dtype=torch.float64)
+    reference = run(copy.deepcopy(plain).double(), x.double(), (128, 128), weight, None)
+    got_plain = run(plain, x, (128, 128), weight, torch.float16)
+    got_fast = run(fast, x, (128, 128), weight, torch.float16)
+    for index, (r, p, f) in enumerate(zip(reference, got_plain, got_fast)):
+        assert torch.isfinite(f).all(), index
+        if r.norm() > 0:  # as accurate as the plain path in fp16, up to the bound of the other fp16 tests
+            assert rel(f, r) < 1.5 * rel(p, r) + 1e-2, (index, rel(f, r), rel(p, r))
+
+
 def train_step(model, x, dtype, seed):
     """Outputs and parameter gradients (float64) of one forward/backward under ``dtype`` autocast. The loss is a
     fixed random projection of every output (the same for each model, by ``seed``): a loss like the outputs'
