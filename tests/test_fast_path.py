@@ -349,8 +349,7 @@ def test_compiled_stages_compile_the_block_once_per_width_and_match_the_blocks(c
     assert (False, False) not in fast_block._compiled, 'the stages ran their blocks one by one'
     # the block is one region, called once per block in each stage's forward and backward graph, not inlined
     # (Dynamo inlines a region called only once: the one-block stages)
-    region_calls = [sum(node.target is torch.ops.higher_order.invoke_subgraph for node in gm.graph.nodes)
-                    for gm in counted_compiles]
+    region_calls = [_count_ops(gm, torch.ops.higher_order.invoke_subgraph) for gm in counted_compiles]
     assert sorted(region_calls) == sorted(2 * [depth if depth > 1 else 0 for depth in arch['depths']])
     # RoPE's angles are formed once per stage, outside the block: no cos / sin inside the region, forward or
     # backward, and one of each in each stage's forward graph
@@ -430,8 +429,7 @@ def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles,
         counts.append(len(counted_compiles))
     assert counts == [2, 2], 'one forward and one backward graph for the whole backbone, whatever the size'
     assert ('backbone', False) in fast_block._compiled and ('stage', False) not in fast_block._compiled
-    region_calls = [sum(node.target is torch.ops.higher_order.invoke_subgraph for node in gm.graph.nodes)
-                    for gm in counted_compiles]
+    region_calls = [_count_ops(gm, torch.ops.higher_order.invoke_subgraph) for gm in counted_compiles]
     assert region_calls == [2 + 3] * 2, 'the blocks of stages of two blocks or more stay calls of a nested region'
     for x, from_whole in zip(inputs, got):
         from_blocks = _train_step(blocks, x, seed=1)

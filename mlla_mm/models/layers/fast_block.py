@@ -65,20 +65,6 @@ def _rope_cos_sin(height, width, channels, device, dtype):
     return cached_rope_tables(int(height), int(width), int(channels), device, dtype)
 
 
-def _stage_rope_tables(height, width, channels, device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Float32 ``(cos, sin)`` tables for a whole stage (:func:`_stage_blocks`), formed once and handed to each block.
-
-    Why: formed inside a block, Inductor fuses the angles into the kernel that rotates q and k, and so computes a
-    ``pow``, a ``cos`` and a ``sin`` for every element of every image. Profiled on an H100 (2026-11-27), that kernel
-    was the largest of Inductor's in a 128x3x224x224 fp16 inference (2.56 of 27.2 ms). As inputs of the blocks'
-    nested compile region, the tables are computed once per stage call and read, as the official model reads its.
-    """
-    if torch.compiler.is_compiling():
-        angles = rope_angles(height, width, channels, device)
-        return angles.cos(), angles.sin()
-    return rope_tables(int(height), int(width), int(channels), device)
-
-
 def _apply_rope_qk(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate q and k of ``qk`` ``(B, N, 2 C)`` (q then k) with ``(N, C/2)`` tables; result in ``qk.dtype``."""
     b, n, c2 = qk.shape
@@ -95,7 +81,7 @@ def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_wei
                           triton_dwconv: bool = False, rope_cos: Optional[torch.Tensor] = None,
                           rope_sin: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The computation of :class:`~.linear_attention.LinearAttention` on ``(B, N, C)`` tokens; ``rope_cos`` /
-    ``rope_sin``: the RoPE tables for this size (:func:`_stage_rope_tables`), or None to form them here."""
+    ``rope_sin``: the RoPE tables for this size (from :func:`_rope_cos_sin`), or None to form them here."""
     b, n, c = x.shape
     head_dims = c // num_heads
     qk = F.elu(F.linear(x, qk_weight, qk_bias)) + 1.0
@@ -158,8 +144,8 @@ def mlla_block_fast(x: torch.Tensor, height, width, num_heads: int,
 
     ``mask1`` / ``mask2``: per-sample ``(B, 1, 1)`` stochastic-depth factors of the two residual branches, or None.
     ``triton_dwconv``: the depthwise convolutions through this project's Triton kernels on CUDA (:mod:`.dwconv`).
-    ``rope_cos`` / ``rope_sin``: float32 RoPE tables for ``(height, width)`` (:func:`_stage_rope_tables`), or None
-    to form them inside.
+    ``rope_cos`` / ``rope_sin``: RoPE tables for ``(height, width)`` (from :func:`_rope_cos_sin`), or None to form
+    them inside.
     """
     x = x + dwconv3x3_tokens(x, cpe1_w, cpe1_b, height, width, triton_dwconv)
     shortcut = x
@@ -185,6 +171,8 @@ _compiled = {}
 # (eager); and, on their own, 'convs' (the stem and patch merging run eagerly), 'stages' (each block is compiled
 # on its own) and 'backbone' (the backbone runs stage by stage).
 _failed = set()
+# What the announcement names for the graphs compiled once per stage width (per-block training, compiled stages)
+_PER_WIDTH = 'the blocks for training or compiled stages (one graph per stage width)'
 
 
 def _compile_enabled() -> bool:
@@ -241,8 +229,7 @@ def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
     Inductor fails an assertion in its tiling analysis on such graphs (measured on an H100), so training compiles
     once per stage width.
     """
-    what = ('the blocks for inference (one graph for all widths)' if dynamic_weights else
-            'the blocks for training or compiled stages (one graph per stage width)')
+    what = 'the blocks for inference (one graph for all widths)' if dynamic_weights else _PER_WIDTH
     return _compile_once((cuda_graphs, dynamic_weights), what, mlla_block_fast, cuda_graphs, dynamic_weights)
 
 
@@ -293,9 +280,16 @@ def _block_region():
 def _stage_blocks(x: torch.Tensor, height: int, width: int, num_heads: int, block_args: Sequence[tuple],
                   masks: Sequence[tuple], triton_dwconv: bool) -> torch.Tensor:
     """A stage's blocks, one after the other: ``block_args`` holds each block's tensors, ``masks`` its
-    ``(mask1, mask2)``; the RoPE tables are formed once for all of them (:func:`_stage_rope_tables`)."""
+    ``(mask1, mask2)``; the RoPE tables are formed once for all of them.
+
+    Why once, outside the block: formed inside it, Inductor fuses the angles into the kernel that rotates q and k,
+    and so computes a ``pow``, a ``cos`` and a ``sin`` for every element of every image. Profiled on an H100
+    (2026-11-27), that kernel was the largest of Inductor's in a 128x3x224x224 fp16 inference (2.56 of 27.2 ms). As
+    inputs of the blocks' nested compile region, the tables are computed once per stage call and read, as the
+    official model reads its.
+    """
     block = _block_region()
-    rope_cos, rope_sin = _stage_rope_tables(height, width, x.shape[-1], x.device)
+    rope_cos, rope_sin = _rope_cos_sin(height, width, x.shape[-1], x.device, x.dtype)
     for args, (mask1, mask2) in zip(block_args, masks):
         x = block(x, height, width, num_heads, *args, mask1, mask2, triton_dwconv, rope_cos, rope_sin)
     return x
@@ -307,8 +301,8 @@ def _get_compiled_stage(cuda_graphs: bool):
 
     Floats (the LayerNorms' eps) are specialised (:func:`_specialised_floats`).
     """
-    return _compile_once(('stage', cuda_graphs), 'the blocks for training or compiled stages (one graph per stage '
-                         'width)', _stage_blocks, cuda_graphs, False, **_specialised_floats())
+    return _compile_once(('stage', cuda_graphs), _PER_WIDTH, _stage_blocks, cuda_graphs, False,
+                         **_specialised_floats())
 
 
 def _specialised_floats() -> dict:
