@@ -126,6 +126,32 @@ def test_fp16_key_value_product_does_not_overflow_at_many_tokens():
     torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
 
 
+@pytest.mark.parametrize('dims,heads', [(64, 2), (128, 4), (256, 8), (512, 16), (96, 3)])
+def test_block_diagonal_attention_equals_heads_first(dims, heads):
+    """The two ways of forming the heads' K'V products give the same result (float64), whichever width the fast
+    path would pick either for."""
+    torch.manual_seed(dims)
+    queries, keys, values = (torch.randn(2, 37, dims, dtype=torch.float64) for _ in range(3))
+    diagonal = fast_block._attend_block_diagonal(queries, keys, values, dims // heads)
+    first = fast_block._attend_heads_first(queries, keys, values, heads)
+    torch.testing.assert_close(diagonal, first, rtol=1e-12, atol=1e-12)
+    # and each head's output is that head's own attention
+    head = slice(dims // heads, 2 * dims // heads)
+    own = queries[..., head] @ (keys[..., head].transpose(1, 2) @ values[..., head])
+    torch.testing.assert_close(diagonal[..., head], own, rtol=1e-12, atol=1e-12)
+
+
+def test_block_diagonal_attention_drops_an_overflow_between_heads():
+    """In fp16 a product between two heads' channels (never used) can overflow where each head's own does not:
+    here the keys of head 0 and the values of head 1 are large. The dropped blocks must not turn it into NaN."""
+    queries, keys, values = (torch.full((1, 64, 64), 0.01, dtype=torch.float16) for _ in range(3))
+    keys[..., :32], values[..., 32:] = 300., 300.
+    assert torch.isinf(keys.transpose(1, 2) @ values).any(), 'the product between the heads must overflow'
+    diagonal = fast_block._attend_block_diagonal(queries, keys, values, 32)
+    assert torch.isfinite(diagonal).all()
+    torch.testing.assert_close(diagonal, fast_block._attend_heads_first(queries, keys, values, 2))
+
+
 def test_drop_path_masks_are_per_sample_and_scaled():
     plain, fast = make_pair(64, 2, drop_path=0.5)
     fast.train()

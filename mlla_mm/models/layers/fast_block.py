@@ -76,6 +76,46 @@ def _apply_rope_qk(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> to
 
 
 # ---------------------------------------------------------------------------------------------------- pieces
+# Up to this width the heads' K'V products are formed as one block-diagonal C x C product (_attend_block_diagonal).
+# MLLA-T's first three stages (64, 128, 256 channels); its last (512) puts the heads first (_attend_heads_first).
+BLOCK_DIAGONAL_MAX_WIDTH = 256
+
+
+def _attend_block_diagonal(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                           head_dims: int) -> torch.Tensor:
+    """Linear attention of ``(B, N, C)`` queries, keys and values with heads of ``head_dims`` channels: each head's
+    K'V is that head's diagonal block of the all-channel product ``(B, C, C)``, and the other blocks are dropped.
+
+    Why: in the tokens' own layout, the scalings before the products fuse into the kernels that form q, k and v,
+    and the matmuls read the transposed keys in place. Putting the heads first instead costs a transposing copy of
+    q, k, v and the output per block, memory-bound passes over all tokens (3.65 of 27.2 ms of GPU time in a
+    128x224 fp16 inference profiled on an H100, 2026-11-27). The price: C x C products, ``heads`` times the FLOPs
+    of these two matmuls (at most a seventh of the block's), and a K'V of C x C values, which outgrows the tokens
+    where they are fewer than the channels, as at the last stage of a 224x224 image (49 tokens, 512 channels):
+    hence :data:`BLOCK_DIAGONAL_MAX_WIDTH`. ``where`` drops the other blocks; a product with a 0/1 mask would
+    turn an inf there into NaN.
+    """
+    c = queries.shape[-1]
+    kv = torch.matmul(keys.transpose(1, 2), values)  # (B, C, C)
+    head_of_channel = torch.arange(c, device=kv.device) // head_dims
+    kv = torch.where(head_of_channel[:, None] == head_of_channel[None, :], kv, kv.new_zeros(()))
+    return torch.matmul(queries, kv)
+
+
+def _attend_heads_first(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                        num_heads: int) -> torch.Tensor:
+    """:func:`_attend_block_diagonal`'s result with the heads put first: ``(B * heads, N, d)`` products."""
+    b, n, c = queries.shape
+    head_dims = c // num_heads
+
+    def heads_first(t):  # (B, N, C) -> (B * heads, N, d)
+        return t.reshape(b, n, num_heads, head_dims).transpose(1, 2).reshape(b * num_heads, n, head_dims)
+
+    kv = torch.matmul(heads_first(keys).transpose(-2, -1), heads_first(values))  # (B * heads, d, d)
+    out = torch.matmul(heads_first(queries), kv)
+    return out.view(b, num_heads, n, head_dims).transpose(1, 2).reshape(b, n, c)
+
+
 def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_weight: torch.Tensor,
                           qk_bias: Optional[torch.Tensor], lepe_weight: torch.Tensor, lepe_bias: torch.Tensor,
                           triton_dwconv: bool = False, rope_cos: Optional[torch.Tensor] = None,
@@ -97,21 +137,18 @@ def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_wei
     k_mean = qk[..., c:].to(wide).mean(dim=1).view(b, 1, num_heads, head_dims)
     normaliser = 1.0 / ((q32 * k_mean).sum(dim=-1, keepdim=True) + 1e-6)  # (B, N, heads, 1), float32
 
-    def heads_first(t):  # (B, N, C) -> (B * heads, N, d)
-        return t.reshape(b, n, num_heads, head_dims).transpose(1, 2).reshape(b * num_heads, n, head_dims)
-
-    q_rope, k_rope = heads_first(qk_rope[..., :c]), heads_first(qk_rope[..., c:])
     # Both factors of K'V carry n ** -0.5 before the product, as in the official model. Why not one 1/n after it:
     # K'V sums over all n tokens, and with positive keys and values (a SiLU's output has a positive mean) an
-    # unscaled fp16 product overflows (past 65504 at 128 x 128 tokens in tests/test_fast_path.py). The scalings
-    # fuse into the copies that put the heads first.
+    # unscaled fp16 product overflows (past 65504 at 128 x 128 tokens in tests/test_fast_path.py).
     scale = n ** -0.5
-    kv = torch.matmul(k_rope.transpose(-2, -1) * scale, heads_first(v) * scale)
+    keys, queries = qk_rope[..., c:] * scale, qk_rope[..., :c].view(b, n, num_heads, head_dims)
     # The normaliser is applied to the rotated queries *before* the product: (z_i q_i) . KV is of the order of v,
     # whereas q_i . KV alone can exceed fp16's range when q and k are large.
-    q_rope = (q_rope.view(b, num_heads, n, head_dims) * normaliser.permute(0, 2, 1, 3)).to(dtype)
-    out = torch.matmul(q_rope.view(b * num_heads, n, head_dims), kv)  # (B * heads, N, d)
-    out = out.view(b, num_heads, n, head_dims).transpose(1, 2).reshape(b, n, c)
+    queries = (queries * normaliser).to(dtype)
+    if c <= BLOCK_DIAGONAL_MAX_WIDTH:
+        out = _attend_block_diagonal(queries.view(b, n, c), keys, v * scale, head_dims)
+    else:
+        out = _attend_heads_first(queries.view(b, n, c), keys, v * scale, num_heads)
     return out + dwconv3x3_tokens(v, lepe_weight, lepe_bias, height, width, triton_dwconv)
 
 
