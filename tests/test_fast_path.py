@@ -128,8 +128,8 @@ def test_fp16_key_value_product_does_not_overflow_at_many_tokens():
 
 @pytest.mark.parametrize('dims,heads', [(64, 2), (128, 4), (256, 8), (512, 16), (96, 3)])
 def test_block_diagonal_attention_equals_heads_first(dims, heads):
-    """The two ways of forming the heads' K'V products give the same result (float64), whichever width the fast
-    path would pick either for."""
+    """The two ways of forming the heads' K'V products give the same result (float64), at widths where the fast
+    path picks either."""
     torch.manual_seed(dims)
     queries, keys, values = (torch.randn(2, 37, dims, dtype=torch.float64) for _ in range(3))
     diagonal = fast_block._attend_block_diagonal(queries, keys, values, dims // heads)

@@ -90,7 +90,7 @@ def _attend_block_diagonal(queries: torch.Tensor, keys: torch.Tensor, values: to
     and the matmuls read the transposed keys in place. Putting the heads first instead costs a transposing copy of
     q, k, v and the output per block, memory-bound passes over all tokens (3.65 of 27.2 ms of GPU time in a
     128x224 fp16 inference profiled on an H100, 2026-11-27). The price: C x C products, ``heads`` times the FLOPs
-    of these two matmuls (at most a seventh of the block's), and a K'V of C x C values, which outgrows the tokens
+    of these two matmuls (then up to 13% of the block's), and a K'V of C x C values, which outgrows the tokens
     where they are fewer than the channels, as at the last stage of a 224x224 image (49 tokens, 512 channels):
     hence :data:`BLOCK_DIAGONAL_MAX_WIDTH`. ``where`` drops the other blocks; a product with a 0/1 mask would
     turn an inf there into NaN.
