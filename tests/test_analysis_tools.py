@@ -1,5 +1,6 @@
 """tools/analysis/get_flops.py, tools/analysis/benchmark.py and tools/demo.py on the CPU."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -212,3 +213,34 @@ def test_checkpoint_of_another_shape_names_key_and_shapes(tmp_path):
     torch.save({'state_dict': {'0.weight': torch.zeros(5, 4), '0.bias': torch.zeros(3)}}, tmp_path / 'other.pth')
     with pytest.raises(ValueError, match=r"other\.pth does not fit the config.*'0\.weight'.*\(5, 4\).*\(3, 4\)"):
         check_checkpoint_fits(model, str(tmp_path / 'other.pth'))
+
+
+COMPILED_SCRIPT = '''
+import os, signal, torch
+from torch._dynamo.utils import counters
+f = torch.compile(lambda x: torch.nn.functional.silu(x) * x.sum(-1, keepdim=True), dynamic=True)
+x = torch.randn(8, 64, requires_grad=True)
+f(x).sum().backward()
+print('graph cache hits', counters['inductor']['fxgraph_cache_hit'], flush=True)
+os.kill(os.getpid(), signal.SIGTERM)  # as `timeout` stops a device call's process
+'''
+
+
+def test_compile_cache_carries_compiled_graphs_between_fresh_caches(tmp_path):
+    """benchmarks/scripts/compile_cache.py: the artifacts a process saves, also when SIGTERM stops it, make a
+    process with an empty Inductor cache hit the graph cache instead of compiling."""
+    script = tmp_path / 'compiled.py'
+    script.write_text(COMPILED_SCRIPT)
+
+    def run(cache_dir, *args):
+        env = {**os.environ, 'TORCHINDUCTOR_CACHE_DIR': str(tmp_path / cache_dir)}
+        return subprocess.run([sys.executable, str(ROOT / 'benchmarks/scripts/compile_cache.py'), *args, str(script)],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+
+    first = run('first', '--save', str(tmp_path / 'a.bin'))
+    assert first.returncode == 143, first.stdout + first.stderr[-2000:]
+    assert 'graph cache hits 0' in first.stdout and 'saved' in first.stdout, first.stdout
+    second = run('second', '--load', str(tmp_path / '*.bin'), '--save', str(tmp_path / 'b.bin'))
+    assert second.returncode == 143 and 'loaded' in second.stdout, second.stdout + second.stderr[-2000:]
+    assert re.search(r'graph cache hits [1-9]', second.stdout), second.stdout
+    assert 'saved' in second.stdout, second.stdout  # what was loaded and hit is carried on again

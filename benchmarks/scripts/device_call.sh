@@ -27,9 +27,16 @@ require_warm_machine() { # a later call must find the stack (and the Inductor ca
     || { echo "FRESH MACHINE: stop"; exit 1; }
 }
 
+# With COMPILE_CACHE=DIR (a carried folder), bench_until first loads torch.compile's artifacts from DIR/*.bin and
+# saves its own process's to $OUT/cache_NAME.bin when it ends (benchmarks/scripts/compile_cache.py); copy those
+# into DIR to carry them into a later session.
 bench_until() { # deadline (s after the call's start), output folder, name, then benchmark.py arguments
   local deadline=$1 dir=$2 name=$3; shift 3
-  timeout "$(left "$deadline")" python3 tools/analysis/benchmark.py --json "$dir/$name.json" "$@" 2>&1 \
+  local python=(python3)
+  if [ -n "${COMPILE_CACHE:-}" ]; then
+    python=(python3 benchmarks/scripts/compile_cache.py --load "$COMPILE_CACHE/*.bin" --save "$OUT/cache_$name.bin")
+  fi
+  timeout "$(left "$deadline")" "${python[@]}" tools/analysis/benchmark.py --json "$dir/$name.json" "$@" 2>&1 \
     | grep -v -E "$NOISE" > "$dir/$name.log"
   grep -E "^mlla|^convnext|^swin|^resnet|rror|failed" "$dir/$name.log" | cut -c1-250
   echo "  ($name done at $(elapsed) s)"
