@@ -63,9 +63,10 @@ class MLLA(BaseModule):
             in training and in inference. ``True`` (or ``'train'``): in training only, where a step then replays 8
             CUDA graphs instead of one per block, forward and backward (36 for MLLA-T), and checks Dynamo's guards
             4 times instead of 18; inference keeps one compiled call per block, which compiles one graph for all
-            widths instead of one per stage width. ``False``: one compiled call per block. Why: on an H100 the fast
-            path waits on the host (README, Speed). Needs torch >= 2.8 (``torch.compiler.nested_compile_region``);
-            without it, or should it fail to compile, the blocks are compiled one by one. Measured on an H100
+            widths up to 256 channels and one above, instead of one per stage width. ``False``: one compiled call
+            per block. Why: on an H100 the fast path waits on the host (README, Speed). Needs torch >= 2.8
+            (``torch.compiler.nested_compile_region``); without it, or should it fail to compile, the blocks are
+            compiled one by one. Measured on an H100
             (2026-11-27, same process each): MLLA-T's 2x800x1344 bf16 backbone train step 37.8 ms against 48.5 ms
             one block per call, the Mask R-CNN fp16 train step 110.4 ms against 142.9 ms; batch-1 bf16 inference
             7.6 ms against 9.2 ms at 800x1344, 5.5 ms against 9.4 ms at 512x512 (README, Speed). Defaults to

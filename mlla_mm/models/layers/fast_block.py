@@ -12,8 +12,9 @@ so that TorchInductor can fuse it into few kernels:
   LayerNorms become a handful of fused elementwise/reduction kernels; the normaliser is formed in float32, so fp16
   cannot overflow in it;
 - the graph is compiled with dynamic shapes, so detection's varying input sizes share compiled code (weights are
-  inputs, not constants). For inference the weights' shapes are dynamic too, so every stage width shares one
-  graph; two things that would specialise it on the width are avoided for that: the depthwise convolutions (whose
+  inputs, not constants). For inference the weights' shapes are dynamic too, so the stage widths share one
+  graph (two in all: up to :data:`BLOCK_DIAGONAL_MAX_WIDTH` channels and above, whose attention differs); two
+  things that would specialise it on the width are avoided for that: the depthwise convolutions (whose
   ``groups`` is the width) run as an opaque operator (:mod:`.dwconv`), and the LayerNorms are written out.
   Training still compiles once per stage width (see :func:`_get_compiled`);
 - on CUDA the compiled kernels are replayed as CUDA graphs (``triton.cudagraphs``, torch.compile's
@@ -262,11 +263,13 @@ def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
 
     ``dynamic_weights``: the weights are inputs of the compiled function; with their shapes static (Dynamo's
     default for parameters) every stage width is compiled anew (four times for MLLA-T, about a minute each on an
-    H100 host). Dynamic, one graph serves all widths. That is used for inference only: with a backward, torch 2.11's
+    H100 host). Dynamic, one graph serves all widths up to :data:`BLOCK_DIAGONAL_MAX_WIDTH` and one the wider
+    ones (their attention puts the heads first). That is used for inference only: with a backward, torch 2.11's
     Inductor fails an assertion in its tiling analysis on such graphs (measured on an H100), so training compiles
     once per stage width.
     """
-    what = 'the blocks for inference (one graph for all widths)' if dynamic_weights else _PER_WIDTH
+    what = ('the blocks for inference (one graph for all widths, or two if wider than '
+            f'{BLOCK_DIAGONAL_MAX_WIDTH} channels)' if dynamic_weights else _PER_WIDTH)
     return _compile_once((cuda_graphs, dynamic_weights), what, mlla_block_fast, cuda_graphs, dynamic_weights)
 
 
@@ -355,9 +358,10 @@ def stage_compiles(x: torch.Tensor, in_inference: bool = False) -> bool:
     (training), or without them too if ``in_inference``, if this torch has nested compile regions and compiling a
     stage has not failed in this process.
 
-    Without gradients only if asked: there the blocks' own path compiles one graph for all widths (dynamic weights'
-    shapes), which a nested region does not take (torch 2.14 on the CPU: Dynamo fails on the weights' symbolic
-    sizes), so a compiled stage costs one inference graph per width instead.
+    Without gradients only if asked: there the blocks' own path compiles one graph for all widths up to
+    :data:`BLOCK_DIAGONAL_MAX_WIDTH` and one above (dynamic weights' shapes), which a nested region does not take
+    (torch 2.14 on the CPU: Dynamo fails on the weights' symbolic sizes), so a compiled stage costs one inference
+    graph per width instead.
     """
     return (_compiles(x) and (torch.is_grad_enabled() or in_inference) and 'stages' not in _failed
             and _block_region() is not None)
