@@ -1,4 +1,5 @@
-"""tools/analysis/get_flops.py, tools/analysis/benchmark.py and tools/demo.py on the CPU."""
+"""On the CPU: tools/analysis/get_flops.py, tools/analysis/benchmark.py, tools/demo.py and
+benchmarks/scripts/compile_cache.py."""
 import json
 import os
 import re
