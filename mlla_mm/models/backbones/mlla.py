@@ -66,11 +66,10 @@ class MLLA(BaseModule):
             widths up to 256 channels and one above, instead of one per stage width. ``False``: one compiled call
             per block. Why: on an H100 the fast path waits on the host (README, Speed). Needs torch >= 2.8
             (``torch.compiler.nested_compile_region``); without it, or should it fail to compile, the blocks are
-            compiled one by one. Measured on an H100
-            (2026-11-27, same process each): MLLA-T's 2x800x1344 bf16 backbone train step 37.8 ms against 48.5 ms
-            one block per call, the Mask R-CNN fp16 train step 110.4 ms against 142.9 ms; batch-1 bf16 inference
-            7.6 ms against 9.2 ms at 800x1344, 5.5 ms against 9.4 ms at 512x512 (README, Speed). Defaults to
-            ``'all'``.
+            compiled one by one. Measured on an H100 (2026-11-27, same process each): MLLA-T's 2x800x1344 bf16
+            backbone train step 37.8 ms against 48.5 ms one block per call, the Mask R-CNN fp16 train step 110.4 ms
+            against 142.9 ms; batch-1 bf16 inference 7.6 ms against 9.2 ms at 800x1344, 5.5 ms against 9.4 ms at
+            512x512 (README, Speed). Defaults to ``'all'``.
         compile_backbone (bool): On the fast path, run the whole backbone (stem, stages, patch merging, output
             norms) as one compiled call, replayed as one CUDA graph forward and one backward: for inputs whose sides
             are multiples of 32 (``patch_size * 2 ** (stages - 1)``; mmdet's configs pad every batch to such

@@ -145,11 +145,11 @@ def linear_attention_fast(x: torch.Tensor, height, width, num_heads: int, qk_wei
     keys, queries = qk_rope[..., c:] * scale, qk_rope[..., :c].view(b, n, num_heads, head_dims)
     # The normaliser is applied to the rotated queries *before* the product: (z_i q_i) . KV is of the order of v,
     # whereas q_i . KV alone can exceed fp16's range when q and k are large.
-    queries = (queries * normaliser).to(dtype)
+    queries, values = (queries * normaliser).to(dtype).view(b, n, c), v * scale
     if c <= BLOCK_DIAGONAL_MAX_WIDTH:
-        out = _attend_block_diagonal(queries.view(b, n, c), keys, v * scale, head_dims)
+        out = _attend_block_diagonal(queries, keys, values, head_dims)
     else:
-        out = _attend_heads_first(queries.view(b, n, c), keys, v * scale, num_heads)
+        out = _attend_heads_first(queries, keys, values, num_heads)
     return out + dwconv3x3_tokens(v, lepe_weight, lepe_bias, height, width, triton_dwconv)
 
 
