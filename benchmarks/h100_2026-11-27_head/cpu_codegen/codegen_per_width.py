@@ -1,7 +1,7 @@
 """Codegen only (Inductor's Triton scheduling on the CPU, kernels not compiled): each stage width's block graph,
 forward and backward lowered together, as the GPU test's per-block path compiles them."""
 import os, sys, traceback
-exec(open('benchmarks/h100_2026-11-27_head/cpu_codegen/codegen_setup.py').read().split('from mlla_mm import MLLA')[0])
+exec(open('benchmarks/h100_2026-11-27_head/cpu_codegen/codegen_setup.py').read())
 from mlla_mm import MLLA
 from mlla_mm.models.layers import fast_block
 print('mlla_mm from', fast_block.__file__)
