@@ -145,8 +145,8 @@ def test_fp16_key_value_product_stays_finite_at_many_tokens():
 
 
 def train_step(model, x, dtype, seed):
-    """Outputs and parameter gradients (float64) of one forward/backward under ``dtype`` autocast. The loss is a
-    fixed random projection of every output (the same for each model, by ``seed``): a loss like the outputs'
+    """Outputs and parameter gradients (float64, by name) of one forward/backward under ``dtype`` autocast. The loss
+    is a fixed random projection of every output (the same for each model, by ``seed``): a loss like the outputs'
     mean square would be nearly invariant under the output LayerNorms and leave only rounding in the gradients."""
     model.zero_grad(set_to_none=True)
     with torch.autocast('cuda', dtype=dtype, enabled=dtype is not None):
@@ -154,8 +154,38 @@ def train_step(model, x, dtype, seed):
     generator = torch.Generator(device=x.device).manual_seed(seed)
     weights = [torch.randn(o.shape, generator=generator, device=x.device, dtype=torch.float64) for o in outs]
     sum((o.double() * w).sum() for o, w in zip(outs, weights)).backward()
-    grads = [p.grad.double() for p in model.parameters() if p.grad is not None]
-    return [o.detach().double() for o in outs] + grads
+    result = {f'output {i}': o.detach().double() for i, o in enumerate(outs)}
+    result.update({name: p.grad.double() for name, p in model.named_parameters() if p.grad is not None})
+    return result
+
+
+def assert_as_accurate_as_plain(ref: dict, plain: dict, fast: dict, context) -> None:
+    """The fast path's bf16 results (outputs and gradients, by name) against the plain path's, both judged by their
+    relative error to the float64 ``ref``:
+
+    - every tensor finite, and within 5x the plain path's error + 0.05: a wrong gradient is O(1) off;
+    - on average over the tensors, the fast path's error at most 1.5x the plain path's: no precision lost overall.
+
+    Why not a tighter bound per tensor: many bf16 gradients of this loss are sums over tokens that nearly cancel
+    (the biases', the qk projection's), so their relative errors are rounding noise of 10-40% in both paths, and
+    the ratio of two such noises is wide-tailed. Over 22 draws on an H100 (2026-11-27, torch 2.11), the fast path's
+    error over the plain path's averaged 0.97-1.05 per draw, but single qk biases reached 3.3x and 3.6x (in both
+    the compiled and the eager fast path, so not the compiler's doing; for the attention alone the fast path's qk
+    gradients are the more accurate, 0.75x): `benchmarks/h100_2026-11-27_s8/README.md`.
+    Gradients that are zero by construction (a conv bias right before a BatchNorm) are left out: their relative
+    error compares rounding noise only.
+    """
+    assert ref.keys() == plain.keys() == fast.keys() and len(ref) > 4, context
+    largest = max(r.norm() for r in ref.values())
+    ratios = []
+    for name, r in ref.items():
+        assert torch.isfinite(fast[name]).all(), (context, name)
+        if r.norm() < 1e-10 * largest:
+            continue
+        err_fast, err_plain = rel(fast[name], r), rel(plain[name], r)
+        assert err_fast < 5 * err_plain + 5e-2, (context, name, err_fast, err_plain)
+        ratios.append(err_fast / max(err_plain, 1e-12))
+    assert sum(ratios) / len(ratios) < 1.5, (context, sum(ratios) / len(ratios))
 
 
 @pytest.mark.parametrize('frozen_stages,kernels,stages,whole', [
@@ -167,11 +197,8 @@ def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernel
 
     - A replay gives what the first (unrecorded) call gave for the same input: the same kernels run, so the
       results agree to 1e-3 (only atomics may reorder sums). A stale or overwritten buffer would be O(1) off.
-    - Each result is about as close to a float64 reference as the plain path's bf16 result: at most 3x the plain
-      path's error + 2e-2, for the outputs and every parameter gradient. The fast path keeps more of the block in
-      bf16 than the plain path, whose RoPE and normaliser run in float32 (on the CPU, eager, the ratio reached
-      2.6 on the qk and projection gradients). Gradients that are zero by construction (a conv bias right
-      before a BatchNorm) are left out, since their relative error compares rounding noise only.
+    - Each result is about as close to a float64 reference as the plain path's bf16 result
+      (:func:`assert_as_accurate_as_plain`), for the outputs and every parameter gradient.
 
     ``stages``: each stage's blocks as one compiled call (``compile_stages``), which must be the path taken.
     ``whole``: the whole backbone as one compiled call (``compile_backbone``; both inputs' sides are multiples of
@@ -194,20 +221,13 @@ def test_backbone_train_steps_with_cuda_graphs_match_plain(frozen_stages, kernel
         x = inputs[shape]
         got_fast = train_step(fast, x, torch.bfloat16, seed=shape)
         if shape in first_results:  # a replay of a recorded graph
-            for index, (first, again) in enumerate(zip(first_results[shape], got_fast)):
-                assert rel(again, first) < 1e-3, (step, index, rel(again, first))
+            for name, first in first_results[shape].items():
+                assert rel(got_fast[name], first) < 1e-3, (step, name, rel(got_fast[name], first))
             continue
         first_results[shape] = got_fast
         ref = train_step(reference, x.double(), None, seed=shape)
         got_plain = train_step(plain, x, torch.bfloat16, seed=shape)
-        assert len(ref) == len(got_plain) == len(got_fast) > 4
-        largest = max(r.norm() for r in ref)
-        for index, (r, p, f) in enumerate(zip(ref, got_plain, got_fast)):
-            assert torch.isfinite(f).all(), (step, index)
-            if r.norm() < 1e-10 * largest:
-                continue
-            err_fast, err_plain = rel(f, r), rel(p, r)
-            assert err_fast < 3 * err_plain + 2e-2, (step, index, err_fast, err_plain)
+        assert_as_accurate_as_plain(ref, got_plain, got_fast, context=f'step {step}')
     if stages and not whole:  # the stages compiled (the key appears at the first compiled stage call), never failed
         assert ('stage', True) in fast_block._compiled and 'stages' not in fast_block._failed
     if whole:
@@ -271,14 +291,9 @@ def test_gradient_accumulation_through_cuda_graphs(stages, whole):
             generator = torch.Generator(device='cuda').manual_seed(step)
             sum((o.double() * torch.randn(o.shape, generator=generator, device='cuda', dtype=torch.float64)).sum()
                 for o in outs).backward()
-    grads = [[p.grad.double() for p in m.parameters() if p.grad is not None] for m in (reference, plain, fast)]
-    assert len(grads[0]) == len(grads[1]) == len(grads[2]) > 4
-    largest = max(r.norm() for r in grads[0])
-    for index, (r, p, f) in enumerate(zip(*grads)):
-        assert torch.isfinite(f).all(), index
-        if r.norm() < 1e-10 * largest:
-            continue
-        assert rel(f, r) < 3 * rel(p, r) + 2e-2, (index, rel(f, r), rel(p, r))
+    ref, got_plain, got_fast = ({name: p.grad.double() for name, p in m.named_parameters() if p.grad is not None}
+                                for m in (reference, plain, fast))
+    assert_as_accurate_as_plain(ref, got_plain, got_fast, context='accumulated gradients')
     if stages and not whole:  # the path under test was taken
         assert ('stage', True) in fast_block._compiled and 'stages' not in fast_block._failed
     if whole:
