@@ -167,11 +167,11 @@ def assert_as_accurate_as_plain(ref: dict, plain: dict, fast: dict, context) -> 
     - on average over the tensors, the fast path's error at most 1.5x the plain path's: no precision lost overall.
 
     Why not a tighter bound per tensor: many bf16 gradients of this loss are sums over tokens that nearly cancel
-    (the biases', the qk projection's), so their relative errors are rounding noise of 10-40% in both paths, and
+    (the biases', the qk projection's), so their relative errors are rounding noise of 5-40% in both paths, and
     the ratio of two such noises is wide-tailed. On an H100 (2026-11-27, torch 2.11), over 10 draws (5 seeds, 2
     sizes) the fast path's error over the plain path's averaged 0.97-1.05 per draw for most tensors and 0.75-1.40
     for the qk biases, alike compiled and eager; single qk biases reached 3.3x in one draw and 3.6x in this test's
-    own. For the attention alone the fast path's qk gradients are the more accurate (0.75x on the CPU):
+    own. For the attention alone the fast path's qk gradients are the more accurate (0.74-0.80x on the CPU):
     `benchmarks/h100_2026-11-27_diag/README.md`.
     Gradients that are zero by construction (a conv bias right before a BatchNorm) are left out: their relative
     error compares rounding noise only.
