@@ -9,7 +9,9 @@ normally or by SIGTERM (``timeout``'s signal), which is turned into a normal exi
 
 Why: a device machine is fresh each session, and a cold compile of MLLA's whole backbone takes about 5 minutes of
 a 30-minute session (benchmarks/h100_2026-11-27_default/). The Inductor cache directory of a session held 1.4 GB,
-too large to carry (64 MiB); these artifacts hold only the graphs this process compiled.
+too large to carry (64 MiB); these artifacts hold only the graphs this process compiled. For MLLA-T they were
+still too large to come back from a lent machine (32 and 76 MiB against 16 MiB a file,
+benchmarks/h100_2026-11-27_diag/); smaller jobs, or machines of one's own, can use them.
 """
 import argparse
 import atexit

@@ -29,7 +29,9 @@ require_warm_machine() { # a later call must find the stack (and the Inductor ca
 
 # With COMPILE_CACHE=DIR (a carried folder), bench_until first loads torch.compile's artifacts from DIR/*.bin and
 # saves its own process's to $OUT/cache_NAME.bin when it ends (benchmarks/scripts/compile_cache.py); copy those
-# into DIR to carry them into a later session.
+# into DIR to carry them into a later session. MLLA-T's are too large for that on the lent machines: 32 MiB for
+# 128x224 inference, 76 MiB for an unfinished training compile, over the 16 MiB a file from $OUT may have
+# (benchmarks/h100_2026-11-27_diag/).
 bench_until() { # deadline (s after the call's start), output folder, name, then benchmark.py arguments
   local deadline=$1 dir=$2 name=$3; shift 3
   local python=(python3)
