@@ -92,6 +92,11 @@ def test_benchmark_compile_settings_reach_the_backbone():
             'train' if stages is True else stages), setting
 
 
+def test_benchmark_refuses_to_measure_nothing():
+    result = run_tool('tools/analysis/benchmark.py', '--no-train', '--no-infer', '--cpu', timeout=120)
+    assert result.returncode == 2 and '--no-train and --no-infer leave nothing to measure' in result.stderr
+
+
 def test_benchmark_adamw_forms(tmp_path):
     """--adamw foreach fused none: each peer once per form of AdamW, and once with no optimizer step."""
     out = tmp_path / 'bench.json'
@@ -122,8 +127,28 @@ def test_measure_steps_the_optimizer_it_is_given():
     result = benchmark.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
                                'fp32', warmup=0, iters=2, batch_size=1, make_optimizer=make_optimizer)
     assert result['train_step_ms'] > 0
-    assert len(built) == 1 and built[0].defaults['fused'] is True and len(stepped) == 2
+    # the first step (timed alone: a compiled model compiles in it) and the 2 timed ones
+    assert len(built) == 1 and built[0].defaults['fused'] is True and len(stepped) == 3
     assert not torch.equal(before, model.weight)
+
+
+def test_measure_train_step_alone():
+    """infer=False: no inference call at all (a compiled model compiles no inference graphs), and the first
+    training step's time on its own."""
+    from mlla_mm.analysis import benchmark
+    calls = []
+
+    class Recorder(torch.nn.Conv2d):
+        def forward(self, input):
+            calls.append((self.training, torch.is_grad_enabled()))
+            return super().forward(input)
+
+    model = Recorder(3, 4, 3)
+    x = torch.randn(1, 3, 8, 8)
+    result = benchmark.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
+                               'fp32', warmup=3, iters=2, batch_size=1, infer=False)
+    assert 'infer_ms' not in result and result['train_step_ms'] > 0 and result['first_train_step_s'] > 0
+    assert calls == [(True, True)] * 5  # the first step, 2 more of warm-up, 2 timed
 
 
 def test_measure_without_an_optimizer_runs_forward_and_backward_alone():

@@ -94,8 +94,13 @@ def _loss_of(outputs) -> torch.Tensor:
 
 def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.device, precision: str,
             warmup: int, iters: int, batch_size: int, train: bool = True,
-            make_optimizer: Optional[Callable[[nn.Module], Optional[torch.optim.Optimizer]]] = None) -> Dict:
-    """Inference and training-step timings of ``model(**make_batch())`` (``mode`` keys for mmdet/mmseg models).
+            make_optimizer: Optional[Callable[[nn.Module], Optional[torch.optim.Optimizer]]] = None,
+            infer: bool = True) -> Dict:
+    """Inference and training-step timings of ``model(**make_batch())`` (``mode`` keys for mmdet/mmseg models);
+    ``train=False`` skips the training step, ``infer=False`` the inference.
+
+    ``first_train_step_s``: the wall time of the first training step, which for a compiled model is mostly its
+    compile (with ``infer=False`` the inference graphs are not compiled before it).
 
     The training step's optimizer is ``make_optimizer(model)``; by default torch's AdamW in its default
     (multi-tensor) form over the trainable parameters, in one group. Should ``make_optimizer`` return None, the
@@ -107,13 +112,15 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
     model = model.to(device)
     model.eval()
 
-    def infer():
+    def run_inference():
         with torch.no_grad(), autocast:
             model(**batch['predict'])
 
-    infer_ms = time_call(infer, device, warmup, iters)
-    result = dict(infer_ms=statistics.median(infer_ms),
-                  images_per_s=batch_size * 1e3 / statistics.median(infer_ms))
+    result = {}
+    if infer:
+        infer_ms = time_call(run_inference, device, warmup, iters)
+        result.update(infer_ms=statistics.median(infer_ms),
+                      images_per_s=batch_size * 1e3 / statistics.median(infer_ms))
     if not train:
         return result
 
@@ -136,8 +143,11 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
         # alone misses them (measured on an H100: 482 MiB for a step that needs 3.9 GiB, 2026-11-27).
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-        step()
-    train_ms = time_call(step, device, warmup, iters)
+    start = time.perf_counter()
+    step()
+    _sync(device)
+    result['first_train_step_s'] = time.perf_counter() - start
+    train_ms = time_call(step, device, max(warmup - 1, 0), iters)  # that first step was one of the warm-up
     result['train_step_ms'] = statistics.median(train_ms)
     result['train_step_ms_min'], result['train_step_ms_max'] = min(train_ms), max(train_ms)
     if device.type == 'cuda':

@@ -182,7 +182,8 @@ def run(args):
                        params_m=sum(p.numel() for p in model.parameters()) / 1e6)
             try:
                 row.update(measure(model, make, device, precision, args.warmup, args.iters, args.batch,
-                                   train=not args.no_train, make_optimizer=optimizers[adamw_form]))
+                                   train=not args.no_train, make_optimizer=optimizers[adamw_form],
+                                   infer=not args.no_infer))
             except RuntimeError as err:  # e.g. a kernel without this dtype: record it, go on with the rest
                 row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0]}'
             if args.level == 'backbone' and args.roofline and 'infer_ms' in row:
@@ -213,11 +214,15 @@ def print_row(row):
         print(f'{row["model"]:<36} {row["precision"]:<5} {row["batch"]:>5} error: {row["error"]}')
         return
     shape = 'x'.join(map(str, row['shape']))
+    value = {key: row.get(key, float('nan'))  # nan: not measured (--no-train, --no-infer)
+             for key in ('infer_ms', 'images_per_s', 'train_step_ms', 'train_peak_mem_mib')}
     print(f'{row["model"]:<36} {row["precision"]:<5} {row["batch"]:>5} {shape:>10} {row["params_m"]:>7.1f}M '
-          f'{row["infer_ms"]:>9.2f} {row["images_per_s"]:>9.1f} {row.get("train_step_ms", float("nan")):>9.2f} '
-          f'{row.get("train_peak_mem_mib", float("nan")):>9.0f}'
+          f'{value["infer_ms"]:>9.2f} {value["images_per_s"]:>9.1f} {value["train_step_ms"]:>9.2f} '
+          f'{value["train_peak_mem_mib"]:>9.0f}'
           + (f'  {row["achieved_tflops"]:.2f} of {row["matmul_tflops"]:.1f} TFLOP/s' if 'achieved_tflops' in row
-             else ''))
+             else '')
+          + (f'  first train step {row["first_train_step_s"]:.1f} s' if 'first_train_step_s' in row else ''),
+          flush=True)
 
 
 def parse_args(argv=None):
@@ -232,6 +237,8 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--iters', type=int, default=50)
     parser.add_argument('--no-train', action='store_true', help='inference only')
+    parser.add_argument('--no-infer', action='store_true',
+                        help='training step only (a compiled model then compiles no inference graphs)')
     parser.add_argument('--with-cp', action='store_true', help='MLLA with gradient checkpointing')
     parser.add_argument('--attn-impl', nargs='+', choices=['plain', 'fast', 'auto'], default=['plain'],
                         help="MLLA's block implementation(s) to measure, each as its own row (e.g. plain fast)")
@@ -258,6 +265,8 @@ def parse_args(argv=None):
         parser.error('--level model needs --config')
     if 'config' in args.adamw and args.level != 'model':
         parser.error("--adamw config needs --level model (the config's optim_wrapper)")
+    if args.no_train and args.no_infer:
+        parser.error('--no-train and --no-infer leave nothing to measure')
     return args
 
 
