@@ -267,7 +267,7 @@ class MLLA(BaseModule):
             # and its output turns into (B, H*W, C) tokens as a view.
             x = x.contiguous(memory_format=torch.channels_last)
             if self._compiles_whole(x):
-                outs = run_backbone_fast(self, x, cuda_graphs=self.cuda_graphs)
+                outs = run_backbone_fast(self, x, self._largest_stride, cuda_graphs=self.cuda_graphs)
                 if outs is not None:
                     return outs
         return self.forward_features(x, fast)
@@ -276,9 +276,14 @@ class MLLA(BaseModule):
         """Whether ``compile_backbone`` applies to ``x``. Only for sides that need no padding at any stage: the pad
         sizes are a modulo of the image size, which torch.compile with dynamic shapes fails to lower (the stem pads
         outside its compiled part for that reason)."""
-        stride = self.patch_embed.patch_size * 2 ** (self.num_stages - 1)
+        stride = self._largest_stride
         return (self.compile_backbone and not self.with_cp and x.shape[-2] % stride == 0
                 and x.shape[-1] % stride == 0 and backbone_compiles(x))
+
+    @property
+    def _largest_stride(self) -> int:
+        """The last stage's stride (32 for MLLA): sides that are multiples of it need no padding at any stage."""
+        return self.patch_embed.patch_size * 2 ** (self.num_stages - 1)
 
     def forward_features(self, x: torch.Tensor, fast: bool) -> Tuple[torch.Tensor, ...]:
         """The layers of :meth:`forward` on a checked input (``fast``: it takes the fast path); also what

@@ -392,8 +392,29 @@ def run_stage_fast(x: torch.Tensor, height: int, width: int, num_heads: int, blo
 
 
 # ---------------------------------------------------------------------------------------------------- backbone
-def _backbone_features(backbone: torch.nn.Module, x: torch.Tensor):
-    return backbone.forward_features(x, fast=True)
+def _backbone_features(backbone: torch.nn.Module, tiles: torch.Tensor):
+    """``backbone.forward_features`` of the images that :func:`_as_tiles` cut."""
+    batch, channels, rows, tile_h, cols, tile_w = tiles.shape
+    return backbone.forward_features(tiles.reshape(batch, channels, rows * tile_h, cols * tile_w), fast=True)
+
+
+def _as_tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
+    """``(B, C, H, W)`` images whose sides are multiples of ``tile`` as ``(B, C, H / tile, tile, W / tile, tile)``,
+    in memory of their own, with the channels and the two ``tile`` sizes marked static for Dynamo.
+
+    Why: compiled with dynamic sizes, the graph's symbols are then the numbers of tiles, and every size in the
+    backbone is a product of them (the stem's ``(H - 1) // 2 + 1`` becomes ``16 * rows``), where from ``H`` itself
+    each stage nests another floor division, carried through every index of every kernel. Measured on an H100
+    (2026-11-27, ``benchmarks/h100_2026-11-27_compile/``, three processes compiling at once), MLLA-T's training
+    graphs took 480 s to compile with sizes of ``H`` and ``W``, 44% of it in sympy, and 141 s with static sizes.
+    A copy of the images costs far less (a view of ``x`` would be guarded on its base's layout, see
+    :func:`_own_tokens`).
+    """
+    batch, channels, height, width = x.shape
+    tiles = x.view(batch, channels, height // tile, tile, width // tile, tile).clone()
+    for dim in (1, 3, 5):
+        torch._dynamo.mark_static(tiles, dim)
+    return tiles
 
 
 def _get_compiled_backbone(cuda_graphs: bool):
@@ -419,7 +440,7 @@ def backbone_compiles(x: torch.Tensor) -> bool:
     return _compiles(x) and 'backbone' not in _failed and _block_region() is not None
 
 
-def run_backbone_fast(backbone: torch.nn.Module, x: torch.Tensor,
+def run_backbone_fast(backbone: torch.nn.Module, x: torch.Tensor, tile: int,
                       cuda_graphs: bool = False) -> Optional[Tuple[torch.Tensor, ...]]:
     """``backbone.forward_features(x, fast=True)`` as one compiled call (``MLLA(compile_backbone=True)``), or None
     should compiling fail: the backbone then runs stage by stage from now on.
@@ -431,7 +452,7 @@ def run_backbone_fast(backbone: torch.nn.Module, x: torch.Tensor,
     """
     graphs = cuda_graphs and 'graphs' not in _failed
     try:
-        outs = _get_compiled_backbone(graphs)(backbone, x)
+        outs = _get_compiled_backbone(graphs)(backbone, _as_tiles(x, tile))
     except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
         _step_down(error, 'backbone', ' on the whole backbone', 'the backbone runs stage by stage')
         return None
