@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Session 9, device call 4 (a fresh machine): the bf16 backbone train step at 2x3x800x1344 (forward and backward)
+# in one process: ConvNeXt-T first, then MLLA-T's plain path and its fast path (whole backbone, 32x32 tiles).
+set -u
+t0=$(date +%s)
+python3 -m pip install -q --no-index --no-deps .gpu/wheels/*.whl > /tmp/setup.log 2>&1 || { cat /tmp/setup.log; exit 1; }
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+timeout $(( t0 + 580 - $(date +%s) )) python3 tools/analysis/benchmark.py --level backbone --arch tiny \
+  --peers convnext_t mlla --attn-impl plain fast --shape 800 1344 --batch 2 --precision bf16 --adamw none \
+  --no-infer --warmup 5 --iters 30 --json $OUT/backbone_2x800x1344_bf16_train.json > $OUT/backbone_2x800x1344_bf16_train.log 2>&1
+echo "exit $? at $(( $(date +%s) - t0 )) s"
+grep -E "^mlla|^convnext|rror|compiling" $OUT/backbone_2x800x1344_bf16_train.log | cut -c1-220
