@@ -495,7 +495,7 @@ def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles,
         before = len(counted_compiles)
         for height, width in ((64, 96), (96, 64)):
             x = torch.randn(1, 3, height, width)
-            for a, b in zip(whole(x), blocks(x)):  # two compiled graphs: sums in another order
+            for a, b in zip(whole(x), blocks(x)):  # two traced graphs, whose products may sum in other orders
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert len(counted_compiles) == before + 1
     assert fast_block._failed == set()
