@@ -14,14 +14,11 @@ still too large to come back from a lent machine (32 and 76 MiB against 16 MiB a
 benchmarks/h100_2026-11-27_diag/); smaller jobs, or machines of one's own, can use them.
 """
 import argparse
-import atexit
 import glob
 import os
-import runpy
-import signal
-import sys
 
 import torch
+from script_runner import run_as_main  # beside this file
 
 
 def load(pattern: str) -> None:
@@ -61,11 +58,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.load:
         load(args.load)
-    if args.save:
-        atexit.register(save, args.save)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    sys.argv = [args.script] + args.args
-    runpy.run_path(args.script, run_name='__main__')
+    run_as_main(args.script, args.args, (lambda: save(args.save)) if args.save else None)
 
 
 if __name__ == '__main__':

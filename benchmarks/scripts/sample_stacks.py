@@ -14,15 +14,14 @@ neither. Its limit: a sample waits for the GIL, so a stretch in C++ that holds i
 weight (the time since the sample before), to the stack seen when it returns.
 """
 import argparse
-import atexit
 import collections
 import gzip
 import os
-import runpy
-import signal
 import sys
 import threading
 import time
+
+from script_runner import run_as_main  # beside this file
 
 # Frames that mark a phase of torch.compile (inclusive time is summed per phase; a stack counts for each it holds).
 PHASES = {
@@ -128,11 +127,8 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(options.out)), exist_ok=True)
     sampler = Sampler(options.out, options.interval, options.flush)
     threading.Thread(target=sampler.run, daemon=True).start()
-    atexit.register(sampler.write)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that atexit still writes the profile
-    sys.argv = [options.script] + options.args
     sys.path.insert(0, os.path.dirname(os.path.abspath(options.script)))
-    runpy.run_path(options.script, run_name='__main__')
+    run_as_main(options.script, options.args, sampler.write)
 
 
 if __name__ == '__main__':
