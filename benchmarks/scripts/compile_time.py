@@ -3,9 +3,11 @@
     python benchmarks/scripts/compile_time.py --precision fp16 --shape 800 1344 --batch 2 [--static] \
         [--json out.json]
 
-Each step is the backbone's forward and backward under autocast with a GradScaler (fp16), as
-``tools/analysis/benchmark.py --adamw none`` steps it; no inference is run first, so the first step's time is the
-training graphs' compile (plus recording CUDA graphs). ``--static`` compiles with static sizes (``dynamic=False``)
+Each step is the backbone's forward and backward under autocast with a GradScaler (fp16), stepped by
+``mlla_mm.analysis.benchmark.measure`` as ``tools/analysis/benchmark.py --no-infer --adamw none`` steps it: no
+inference first, so the first step's time (``first_train_step_s``) is the training graphs' compile (plus recording
+CUDA graphs). Call 1 of benchmarks/h100_2026-11-27_compile/ ran the version of commit 5a76817, with a loop of its
+own that reported the same first step as ``first_step_s``. ``--static`` compiles with static sizes (``dynamic=False``)
 instead of the fast path's dynamic ones, to see what dynamic shapes cost. Torch's own tally of compile phases
 (``torch._dynamo.utils.compile_times``) is printed at the end.
 
@@ -15,9 +17,7 @@ H100 host (benchmarks/h100_2026-11-27_diag/); run under ``sample_stacks.py`` it 
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 import torch
 
@@ -45,34 +45,17 @@ def main():
         torch.compile = compile_static  # fast_block's compile calls go through torch.compile
 
     from mlla_mm import MLLA
-    dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'fp32': None}[options.precision]
+    from mlla_mm.analysis.benchmark import backbone_batch, measure
     device = torch.device(options.device)
-    model = MLLA(options.arch, attn_impl='fast', drop_path_rate=0.2).to(device).train()
-    x = torch.randn(options.batch, 3, *options.shape, device=device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
-
-    def step():
-        model.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = sum(o.float().mean() for o in model(x))
-        scaler.scale(loss).backward()
-
-    times = []
-    for i in range(3 + options.steps):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-        if i < 3:
-            print(f'step {i}: {times[-1]:.2f} s', flush=True)
-    result = dict(arch=options.arch, precision=options.precision, shape=options.shape, batch=options.batch,
-                  static=options.static, first_step_s=times[0], second_step_s=times[1],
-                  step_ms_median=statistics.median(times[3:]) * 1e3, step_ms_min=min(times[3:]) * 1e3,
-                  torch=torch.__version__)
+    model = MLLA(options.arch, attn_impl='fast', drop_path_rate=0.2)
+    # benchmark.py --no-infer --adamw none: forward and backward, a GradScaler for fp16, the first step alone
+    result = measure(model, backbone_batch(options.batch, options.shape, device), device, options.precision,
+                     warmup=3, iters=options.steps, batch_size=options.batch, make_optimizer=lambda m: None,
+                     infer=False)
+    result.update(arch=options.arch, precision=options.precision, shape=options.shape, batch=options.batch,
+                  static=options.static, torch=torch.__version__)
     if device.type == 'cuda':
-        result.update(peak_mib=torch.cuda.max_memory_allocated() / 2**20, device=torch.cuda.get_device_name())
+        result['device'] = torch.cuda.get_device_name()
     print(json.dumps(result), flush=True)
     from torch._dynamo.utils import compile_times
     print(compile_times(repr='str'), flush=True)
