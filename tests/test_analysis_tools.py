@@ -270,3 +270,41 @@ def test_compile_cache_carries_compiled_graphs_between_fresh_caches(tmp_path):
     assert second.returncode == 143 and 'loaded' in second.stdout, second.stdout + second.stderr[-2000:]
     assert re.search(r'graph cache hits [1-9]', second.stdout), second.stdout
     assert 'saved' in second.stdout, second.stdout  # what was loaded and hit is carried on again
+
+
+WITHOUT_MMCV = '''
+import runpy, sys
+sys.modules['mmcv'] = None  # importing mmcv fails, as on a device machine while mmcv builds
+sys.argv = ['warm_backbone.py', *sys.argv[1:]]
+runpy.run_path('benchmarks/scripts/warm_backbone.py', run_name='__main__')
+'''
+
+
+def test_warm_backbone_steps_the_configs_backbone_without_mmcv():
+    """benchmarks/scripts/warm_backbone.py: the backbone benchmark.py's model level builds (the config's drop-path
+    rate, the fast path with benchmark.py's defaults, or its options given), one train step, no mmcv needed."""
+    args = ['-c', WITHOUT_MMCV, 'configs/segmentation/upernet_mlla_t.py', '--shape', '64', '96', '--batch', '2',
+            '--precision', 'fp32', '--device', 'cpu']
+    result = run_tool(*args, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    assert row['train_step_ms'] > 0 and row['first_train_step_s'] > 0
+    assert row['cudnn_benchmark'] is True  # the segmentation runtime's env_cfg
+    backbone = row['backbone']
+    assert (backbone['arch'], backbone['drop_path_rate'], backbone['attn_impl']) == ('tiny', 0.2, 'fast')
+    assert (backbone['cuda_graphs'], backbone['compile_stages'], backbone['compile_backbone']) == (True, 'all', True)
+    assert 'init_cfg' not in backbone  # no pretrained file needed
+
+    result = run_tool(*args, '--cuda-graphs', 'off', '--compile-stages', 'on', timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    backbone = json.loads(result.stdout.strip().splitlines()[-1])['backbone']
+    assert (backbone['cuda_graphs'], backbone['compile_stages'], backbone['compile_backbone']) == (False, True, False)
+
+
+def test_warm_backbone_refuses_a_config_without_mlla(tmp_path):
+    config = tmp_path / 'resnet_upernet.py'
+    config.write_text("_base_ = ['%s']\nmodel = dict(backbone=dict(_delete_=True, type='ResNet', depth=50))\n"
+                      % (ROOT / 'configs/segmentation/upernet_mlla_t.py'))
+    result = run_tool('benchmarks/scripts/warm_backbone.py', config, '--device', 'cpu', timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f'{config}: model.backbone is not an MLLA backbone' in result.stderr

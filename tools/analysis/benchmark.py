@@ -126,16 +126,11 @@ def model_batch(task, data_preprocessor, batch_size, shape, device):
     return make
 
 
-def run(args):
-    device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
-    # Fixed shapes at the backbone level: let cuDNN pick its fastest kernels. A whole model follows its config's
-    # env_cfg (mmdet: off), as training would: the RoI heads see a new number of boxes at every step, and cuDNN
-    # would benchmark each new shape again.
-    torch.backends.cudnn.benchmark = True
-    results = dict(machine=machine(), args=vars(args), rows=[])
+def row_variants(args) -> list:
+    """``(peer, attn_impl, cuda_graphs, kernels, compile_stages)`` for each row to measure: MLLA once per
+    --attn-impl (the plain path and the fast path, side by side; the fast path once per --cuda-graphs,
+    --fast-kernels and --compile-stages setting), then the other backbones (None for MLLA's options)."""
     peers = args.peers or (BACKBONE_PEERS if args.level == 'backbone' else MODEL_PEERS)
-    # MLLA once per --attn-impl (the plain path and the fast path, side by side; the fast path once per
-    # --cuda-graphs, --fast-kernels and --compile-stages setting), then the other backbones
     graph_settings = [setting == 'on' for setting in args.cuda_graphs]
     kernel_settings = [setting == 'on' for setting in args.fast_kernels]
     stage_settings = [STAGE_SETTINGS[setting] for setting in args.compile_stages]
@@ -150,6 +145,17 @@ def run(args):
                 continue
             variants.extend((peer, impl, graphs, kernels, stages) for graphs in graph_settings
                             for kernels in kernel_settings for stages in stage_settings)
+    return variants
+
+
+def run(args):
+    device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
+    # Fixed shapes at the backbone level: let cuDNN pick its fastest kernels. A whole model follows its config's
+    # env_cfg (mmdet: off), as training would: the RoI heads see a new number of boxes at every step, and cuDNN
+    # would benchmark each new shape again.
+    torch.backends.cudnn.benchmark = True
+    results = dict(machine=machine(), args=vars(args), rows=[])
+    variants = row_variants(args)
     if args.level == 'model':
         from mmengine.model import revert_sync_batchnorm
         from mmengine.optim import build_optim_wrapper
