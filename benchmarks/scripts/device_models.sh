@@ -4,8 +4,8 @@
 # Results (JSON and logs) go to ${OUT:-benchmarks/latest}; the Inductor cache to ${TORCHINDUCTOR_CACHE_DIR}.
 #   bash benchmarks/scripts/device_models.sh [plain fast ...]
 # The fast path's fp16 training graphs (with the configs' drop-path masks) take about 5 minutes to compile on a cold
-# Inductor cache on the H100 host: fill the cache first (the same command with a longer limit, or a separate run of
-# benchmark.py with --peers mlla --attn-impl fast --warmup 1 --iters 2), then time with a warm one. Even warm, each
+# Inductor cache on the H100 host: fill the cache first (benchmarks/scripts/warm_backbone.py CONFIG with each row's
+# --shape and --batch, which needs no mmcv), then time with a warm one. Even warm, each
 # fast variant spends about a minute per kind of call tracing and loading graphs (benchmarks/h100_2026-11-27/).
 # LIMITS="300 300" sets the two rows' time limits in seconds. FAST_KERNELS, COMPILE_STAGES and ADAMW as in
 # device_speed.sh, but ADAMW defaults to "config": the config's own optimizer wrapper, as training steps it.
