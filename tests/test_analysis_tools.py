@@ -1,10 +1,11 @@
-"""On the CPU: tools/analysis/get_flops.py, tools/analysis/benchmark.py, tools/demo.py and
-benchmarks/scripts/compile_cache.py."""
+"""On the CPU: tools/analysis/get_flops.py, tools/analysis/benchmark.py, tools/demo.py, and
+benchmarks/scripts/compile_cache.py, warm_backbone.py and step_phases.py."""
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,78 @@ def test_warm_backbone_refuses_a_config_without_mlla(tmp_path):
     result = run_tool('benchmarks/scripts/warm_backbone.py', config, '--device', 'cpu', timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     assert f'{config}: model.backbone is not an MLLA backbone' in result.stderr
+
+
+class _Sleep(torch.autograd.Function):
+    """The identity, sleeping ``forward_s`` in its forward and ``backward_s`` in its backward."""
+
+    @staticmethod
+    def forward(ctx, x, forward_s, backward_s):
+        time.sleep(forward_s)
+        ctx.backward_s = backward_s
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        time.sleep(ctx.backward_s)
+        return grad, None, None
+
+
+class _SlowBackbone(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        features = _Sleep.apply(self.conv(x), 0.1, 0.15)
+        return features, features * 2
+
+
+class _SlowModel(torch.nn.Module):
+    """A backbone taking 0.1 s forward and 0.15 s backward, then a head taking 0.05 s and 0.2 s."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = _SlowBackbone()
+        self.head = torch.nn.Linear(4, 1)
+
+    def forward(self, inputs, mode):
+        small, large = self.backbone(inputs)
+        scores = self.head(small.mean((2, 3))) + self.head(large.mean((2, 3)))
+        return dict(loss=_Sleep.apply(scores, 0.05, 0.2).sum())
+
+
+def test_step_phases_put_each_part_of_a_step_in_its_phase():
+    """benchmarks/scripts/step_phases.py: the hooks' marks split a step where the backbone's forward and backward
+    and the head's begin and end (host times on the CPU; lower bounds from the sleeps, upper ones well below the
+    sleep that a wrong mark would move in)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('step_phases', ROOT / 'benchmarks/scripts/step_phases.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    batch = dict(train=dict(inputs=torch.randn(1, 3, 8, 8), mode='loss'))
+    phases = tool.phases_of(_SlowModel(), lambda: batch, torch.device('cpu'), 'fp32', 'foreach', None,
+                            warmup=0, iters=1)
+    host = {phase: times['host_ms'] for phase, times in phases.items()}
+    assert all(times['gpu_ms'] is None for times in phases.values())
+    assert 100 <= host['backbone forward'] < 150, host
+    assert 50 <= host['rest of the forward'] < 100, host
+    assert host['backward to the backbone'] >= 200 and host['until its last output'] < 150, host
+    assert 150 <= host['after its last output'] < 200, host
+    assert host['before the backbone'] < 50 and host['optimizer'] < 50, host
+    assert host['step'] == pytest.approx(sum(host[phase] for phase in tool.PHASES))
+
+
+def test_step_phases_of_a_config(tmp_path):
+    out = tmp_path / 'phases.json'
+    result = run_tool('benchmarks/scripts/step_phases.py', '--level', 'model', '--config',
+                      'configs/demo/mask_rcnn_mlla_t_demo.py', '--peers', 'mlla', '--adamw', 'config',
+                      '--shape', '64', '96', '--batch', '2', '--warmup', '0', '--iters', '1', '--cpu', '--json', out,
+                      timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())['rows']
+    assert [(row['model'], row['adamw']) for row in rows] == [('mlla_tiny[plain]', 'config')]
+    assert rows[0]['phases']['backbone forward']['host_ms'] > 0
+    assert 'after its last output' in result.stdout
+    refused = run_tool('benchmarks/scripts/step_phases.py', '--cpu', timeout=120)
+    assert refused.returncode == 1 and 'step_phases.py measures whole models' in refused.stderr
