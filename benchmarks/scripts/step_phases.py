@@ -23,8 +23,9 @@ phase whose kernels wait on the host shows its host time there). The host column
 same marks. Each step ends with a synchronisation (so steps do not overlap, unlike in ``benchmark.py``); the
 numbers are medians over ``--iters`` steps after ``--warmup``.
 
-Why: UperNet's train step with MLLA-T is 11-18 ms longer than its backbone alone plus the rest of Swin-T's step
-(benchmarks/h100_2026-11-28_models/); this says in which part.
+Why: a model's step minus its backbone alone is no measure of the heads. An eager backbone alone waits on the host,
+while in the model the host queues its kernels as the GPU runs the heads'; that subtraction once showed 11-18 ms
+of UperNet's step with MLLA-T that this split found to be its artefact (benchmarks/h100_2026-11-28_models/).
 """
 import copy
 import json
