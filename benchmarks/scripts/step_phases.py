@@ -27,7 +27,6 @@ Why: a model's step minus its backbone alone is no measure of the heads. An eage
 while in the model the host queues its kernels as the GPU runs the heads'; that subtraction once showed 11-18 ms
 of UperNet's step with MLLA-T that this split found to be its artefact (benchmarks/h100_2026-11-28_models/).
 """
-import copy
 import json
 import os
 import os.path as osp
@@ -43,7 +42,7 @@ sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 
 import benchmark  # noqa: E402  tools/analysis/benchmark.py
 
-from mlla_mm.analysis.benchmark import PRECISIONS, _loss_of, adamw  # noqa: E402
+from mlla_mm.analysis.benchmark import PRECISIONS, _loss_of  # noqa: E402
 
 MARKS = ('start', 'backbone in', 'backbone out', 'loss', 'first grad at backbone', 'last grad at backbone',
          'backward done', 'optimizer done')
@@ -106,14 +105,11 @@ def watch_backbone(backbone: torch.nn.Module, clock: StepClock):
 
 def phases_of(model, make_batch, device, precision, adamw_form, cfg, warmup, iters) -> dict:
     """Median GPU and host milliseconds of each phase of ``model``'s train step (see the module's docstring)."""
-    from mmengine.optim import build_optim_wrapper
     dtype = PRECISIONS[precision]
     autocast = torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
     model = model.to(device).train()
     batch = make_batch()
-    optimizer = dict(config=lambda: build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper)).optimizer,
-                     foreach=lambda: adamw(model), fused=lambda: adamw(model, fused=True),
-                     none=lambda: None)[adamw_form]()
+    optimizer = benchmark.optimizer_maker(adamw_form, cfg)(model)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     clock = StepClock(device)
     hooks = watch_backbone(model.backbone, clock)

@@ -148,6 +148,15 @@ def row_variants(args) -> list:
     return variants
 
 
+def optimizer_maker(form: str, cfg=None):
+    """``model -> optimizer or None`` for an --adamw form: torch's AdamW (foreach or fused) over all trainable
+    parameters in one group, the config's ``optim_wrapper`` as training builds it (``cfg`` needed), or none."""
+    if form == 'config':
+        from mmengine.optim import build_optim_wrapper
+        return lambda model: build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper)).optimizer
+    return dict(foreach=adamw, fused=functools.partial(adamw, fused=True), none=lambda model: None)[form]
+
+
 def run(args):
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
     # Fixed shapes at the backbone level: let cuDNN pick its fastest kernels. A whole model follows its config's
@@ -156,16 +165,14 @@ def run(args):
     torch.backends.cudnn.benchmark = True
     results = dict(machine=machine(), args=vars(args), rows=[])
     variants = row_variants(args)
+    cfg = None
     if args.level == 'model':
         from mmengine.model import revert_sync_batchnorm
-        from mmengine.optim import build_optim_wrapper
 
         from mlla_mm.apis.runner import build_model, load_config, task_of
         cfg = load_config(args.config)
         torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark', False))
         task = task_of(cfg)
-    optimizers = dict(foreach=adamw, fused=functools.partial(adamw, fused=True), none=lambda model: None,
-                      config=lambda model: build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper)).optimizer)
     for precision, adamw_form in ((p, form) for p in args.precision for form in args.adamw):
         for peer, impl, graphs, kernels, stages in variants:
             torch.manual_seed(0)
@@ -188,7 +195,7 @@ def run(args):
                        params_m=sum(p.numel() for p in model.parameters()) / 1e6)
             try:
                 row.update(measure(model, make, device, precision, args.warmup, args.iters, args.batch,
-                                   train=not args.no_train, make_optimizer=optimizers[adamw_form],
+                                   train=not args.no_train, make_optimizer=optimizer_maker(adamw_form, cfg),
                                    infer=not args.no_infer))
             except RuntimeError as err:  # e.g. a kernel without this dtype: record it, go on with the rest
                 row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0]}'
