@@ -1,10 +1,12 @@
 """Where a whole model's train step goes, per backbone in one process: GPU time (CUDA events) and host time.
 
-    python benchmarks/scripts/step_phases.py --config configs/segmentation/upernet_mlla_t.py --shape 512 512 \
-        --batch 8 --precision fp16 --adamw config --peers swin_t mlla --attn-impl fast [--json phases.json]
+    python benchmarks/scripts/step_phases.py --level model --config configs/segmentation/upernet_mlla_t.py \
+        --shape 512 512 --batch 8 --precision fp16 --adamw config --peers swin_t mlla --attn-impl fast \
+        [--json phases.json]
 
 It takes ``tools/analysis/benchmark.py``'s arguments (model level) and builds the same models and batches, and
-steps each as its ``measure`` does (autocast, a GradScaler for fp16, the chosen optimizer). Marks within a step:
+steps each with ``mlla_mm.analysis.benchmark.train_step``, the step its ``measure`` times (autocast, a GradScaler for
+fp16, the chosen optimizer). Marks within a step:
 
 - ``before the backbone``: zero_grad and the model's own work before its backbone;
 - ``backbone forward``: from the backbone's forward pre-hook to its forward hook;
@@ -42,7 +44,7 @@ sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 
 import benchmark  # noqa: E402  tools/analysis/benchmark.py
 
-from mlla_mm.analysis.benchmark import PRECISIONS, _loss_of  # noqa: E402
+from mlla_mm.analysis.benchmark import amp_tools, train_step  # noqa: E402
 
 MARKS = ('start', 'backbone in', 'backbone out', 'loss', 'first grad at backbone', 'last grad at backbone',
          'backward done', 'optimizer done')
@@ -105,28 +107,17 @@ def watch_backbone(backbone: torch.nn.Module, clock: StepClock):
 
 def phases_of(model, make_batch, device, precision, adamw_form, cfg, warmup, iters) -> dict:
     """Median GPU and host milliseconds of each phase of ``model``'s train step (see the module's docstring)."""
-    dtype = PRECISIONS[precision]
-    autocast = torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
+    autocast, scaler = amp_tools(device, precision)
     model = model.to(device).train()
     batch = make_batch()
     optimizer = benchmark.optimizer_maker(adamw_form, cfg)(model)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     clock = StepClock(device)
     hooks = watch_backbone(model.backbone, clock)
     samples = []
     for i in range(warmup + iters):
         clock.marks.clear()
         clock.mark('start')
-        (model if optimizer is None else optimizer).zero_grad(set_to_none=True)
-        with autocast:
-            loss = _loss_of(model(**batch['train']))
-        clock.mark('loss')
-        scaler.scale(loss).backward()
-        clock.mark('backward done')
-        if optimizer is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        clock.mark('optimizer done')
+        train_step(model, batch['train'], optimizer, scaler, autocast, mark=clock.mark)
         phases = clock.phases()
         if i >= warmup:
             samples.append(phases)
@@ -144,22 +135,17 @@ def main(argv=None):
     args = benchmark.parse_args(argv)
     if args.level != 'model':
         raise SystemExit('step_phases.py measures whole models: give --level model and --config')
-    from mmengine.model import revert_sync_batchnorm
-
-    from mlla_mm.apis.runner import build_model, load_config, task_of
+    from mlla_mm.apis.runner import load_config
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
     cfg = load_config(args.config)
-    torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark', False))
-    task = task_of(cfg)
+    benchmark.use_configs_cudnn_setting(cfg)
     results = dict(machine=benchmark.machine(), args=vars(args), rows=[])
     for precision in args.precision:
         for adamw_form in args.adamw:
-            for peer, impl, graphs, kernels, stages in benchmark.row_variants(args):
+            for variant in benchmark.row_variants(args):
                 torch.manual_seed(0)
-                model = revert_sync_batchnorm(build_model(
-                    benchmark.config_variant(cfg, peer, impl, graphs, kernels, stages)))
-                make = benchmark.model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape,
-                                             device)
+                model, make = benchmark.model_and_batch(cfg, variant, args.batch, args.shape, device)
+                peer, impl = variant[:2]
                 name = peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}]'
                 phases = phases_of(model, make, device, precision, adamw_form, cfg, args.warmup, args.iters)
                 results['rows'].append(dict(model=name, precision=precision, adamw=adamw_form, phases=phases))

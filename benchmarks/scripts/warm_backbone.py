@@ -52,8 +52,7 @@ def main(argv=None):
     _, impl, graphs, kernels, stages = benchmark.row_variants(args)[0]
     backbone_cfg = dict(benchmark.config_variant(cfg, 'mlla', impl, graphs, kernels, stages).model.backbone)
     backbone_cfg.pop('type')
-    # as the model-level benchmark and training do: the config's cuDNN setting
-    torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark', False))
+    benchmark.use_configs_cudnn_setting(cfg)  # as the model-level benchmark and training do
     device = torch.device(options.device)
     torch.manual_seed(0)
     backbone = MLLA(**backbone_cfg)

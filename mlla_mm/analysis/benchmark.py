@@ -92,6 +92,31 @@ def _loss_of(outputs) -> torch.Tensor:
     return sum(o.float().mean() for o in outputs)
 
 
+def amp_tools(device: torch.device, precision: str):
+    """The autocast context of a step at ``precision`` (none for fp32) and its GradScaler (scaling for fp16 only)."""
+    dtype = PRECISIONS[precision]
+    autocast = torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext()
+    return autocast, torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+
+def train_step(model: nn.Module, inputs: Dict, optimizer: Optional[torch.optim.Optimizer], scaler, autocast,
+               mark: Optional[Callable[[str], None]] = None) -> None:
+    """One training step of ``model(**inputs)``: gradients cleared, forward under ``autocast``, the summed loss's
+    backward through ``scaler``, then the optimizer's step (none if ``optimizer`` is None). ``mark(name)``, when
+    given, is called after the loss ('loss'), the backward ('backward done') and the optimizer ('optimizer done')."""
+    mark = mark or (lambda name: None)
+    (model if optimizer is None else optimizer).zero_grad(set_to_none=True)
+    with autocast:
+        loss = _loss_of(model(**inputs))
+    mark('loss')
+    scaler.scale(loss).backward()
+    mark('backward done')
+    if optimizer is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    mark('optimizer done')
+
+
 def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.device, precision: str,
             warmup: int, iters: int, batch_size: int, train: bool = True,
             make_optimizer: Optional[Callable[[nn.Module], Optional[torch.optim.Optimizer]]] = None,
@@ -106,8 +131,7 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
     (multi-tensor) form over the trainable parameters, in one group. Should ``make_optimizer`` return None, the
     step is forward and backward alone.
     """
-    dtype = PRECISIONS[precision]
-    autocast = (torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext())
+    autocast, scaler = amp_tools(device, precision)
     batch = make_batch()
     model = model.to(device)
     model.eval()
@@ -126,16 +150,9 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
 
     model.train()
     optimizer = (make_optimizer or adamw)(model)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     def step():
-        (model if optimizer is None else optimizer).zero_grad(set_to_none=True)
-        with autocast:
-            loss = _loss_of(model(**batch['train']))
-        scaler.scale(loss).backward()
-        if optimizer is not None:
-            scaler.step(optimizer)
-            scaler.update()
+        train_step(model, batch['train'], optimizer, scaler, autocast)
 
     if device.type == 'cuda':
         # The peak is reset before the first step, not after it. Why: CUDA graphs allocate a step's activations

@@ -126,6 +126,23 @@ def model_batch(task, data_preprocessor, batch_size, shape, device):
     return make
 
 
+def use_configs_cudnn_setting(cfg) -> bool:
+    """cuDNN's autotuning as the config's ``env_cfg`` sets it for training (mmdet: off, mmseg: on); returns it."""
+    torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark', False))
+    return torch.backends.cudnn.benchmark
+
+
+def model_and_batch(cfg, variant, batch_size, shape, device):
+    """The config's model with a row's backbone (``variant``: one of :func:`row_variants`), SyncBN turned into
+    BatchNorm for one process, and the maker of its preprocessed batch (:func:`model_batch`)."""
+    from mmengine.model import revert_sync_batchnorm
+
+    from mlla_mm.apis.runner import build_model, task_of
+    peer, impl, graphs, kernels, stages = variant
+    model = revert_sync_batchnorm(build_model(config_variant(cfg, peer, impl, graphs, kernels, stages)))
+    return model, model_batch(task_of(cfg), model.data_preprocessor.to(device), batch_size, shape, device)
+
+
 def row_variants(args) -> list:
     """``(peer, attn_impl, cuda_graphs, kernels, compile_stages)`` for each row to measure: MLLA once per
     --attn-impl (the plain path and the fast path, side by side; the fast path once per --cuda-graphs,
@@ -167,12 +184,9 @@ def run(args):
     variants = row_variants(args)
     cfg = None
     if args.level == 'model':
-        from mmengine.model import revert_sync_batchnorm
-
-        from mlla_mm.apis.runner import build_model, load_config, task_of
+        from mlla_mm.apis.runner import load_config
         cfg = load_config(args.config)
-        torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark', False))
-        task = task_of(cfg)
+        use_configs_cudnn_setting(cfg)
     for precision, adamw_form in ((p, form) for p in args.precision for form in args.adamw):
         for peer, impl, graphs, kernels, stages in variants:
             torch.manual_seed(0)
@@ -183,8 +197,8 @@ def run(args):
                 model = build_backbone(peer, mlla_kwargs)
                 make = backbone_batch(args.batch, args.shape, device)
             else:
-                model = revert_sync_batchnorm(build_model(config_variant(cfg, peer, impl, graphs, kernels, stages)))
-                make = model_batch(task, model.data_preprocessor.to(device), args.batch, args.shape, device)
+                model, make = model_and_batch(cfg, (peer, impl, graphs, kernels, stages), args.batch, args.shape,
+                                              device)
             suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
                       + {True: ',stages', 'all': ',stages-all', 'backbone': ',whole'}.get(stages, ''))
             name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]') + (
