@@ -284,8 +284,25 @@ def _compile_once(key, what: str, fn, cuda_graphs: bool, dynamic_weights: bool,
         config = _allow_recompiles()
         options = {'triton.cudagraphs': cuda_graphs, **(inductor_options or {})}
         compiled = torch.compile(fn, dynamic=True, options=options)
-        _compiled[key] = config.patch(force_parameter_static_shapes=not dynamic_weights, **dynamo_settings)(compiled)
+        compiled = config.patch(force_parameter_static_shapes=not dynamic_weights, **dynamo_settings)(compiled)
+        _compiled[key] = _without_duck_sizes(compiled)
     return _compiled[key]
+
+
+def _without_duck_sizes(compiled):
+    """``compiled`` with Dynamo's duck sizing off: every size of an input gets a symbol of its own, even where two
+    sizes are equal.
+
+    Why: with it on, sizes that happen to be equal in the first call share one symbol, and the graph is guarded on
+    their equality. The GPU demo's first train step (8 images of 256 x 256, so 8 x 8 tiles of 32 for the whole
+    backbone) compiled a graph for batch == rows == columns; its two-GPU run (4 images a GPU) then compiled the
+    whole backbone anew, minutes on the H100 host (benchmarks/h100_2026-11-28_training/). A square crop (rows ==
+    columns) would likewise cost a compile of its own after a first non-square batch, or the other way round.
+    """
+    from torch.fx.experimental import _config as shape_config
+    if not hasattr(shape_config, 'use_duck_shape'):
+        return compiled
+    return shape_config.patch(use_duck_shape=False)(compiled)
 
 
 def _own_tokens(x: torch.Tensor) -> torch.Tensor:
