@@ -504,6 +504,43 @@ def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles,
     assert fast_block._failed == set()
 
 
+def test_inductor_lowers_the_compiled_backbones_training_graph(monkeypatch):
+    """Inductor itself (not a recording backend) lowers the whole backbone's forward training graph, stopped where
+    its code generation would begin. torch 2.14's failed there on graph outputs that are views with strides that
+    are products of the tile counts (the channels-last inputs that the stem's and the patch merging's convolutions
+    save for the backward): "cannot determine truth value of Relational" when ordering them. The backbone's compile
+    now asks for exact output strides (fast_block._get_compiled_backbone). 64 x 96 images: 2 x 3 tiles."""
+    import torch._inductor.graph as inductor_graph
+
+    class Lowered(Exception):
+        pass
+
+    def stop(self, *args, **kwargs):
+        raise Lowered(self.name if hasattr(self, 'name') else 'graph')
+
+    monkeypatch.setattr(inductor_graph.GraphLowering, 'codegen', stop)
+    monkeypatch.setenv('MLLA_FAST_STRICT', '1')  # a failure raises instead of stepping down
+    monkeypatch.setattr(fast_block, '_compiled', {})
+    monkeypatch.setattr(fast_block, '_failed', set())
+    monkeypatch.setattr(fast_block, '_compile_enabled', lambda: True)
+    monkeypatch.setattr(fast_block, '_compiles', lambda x: True)
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = MLLA(dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 16]), attn_impl='fast',
+                 drop_path_rate=0.1, cuda_graphs=False).train()
+    try:
+        with torch._inductor.config.patch(force_disable_caches=True):
+            with pytest.raises(Exception) as raised:
+                model(torch.randn(2, 3, 64, 96))
+    finally:
+        torch._dynamo.reset()
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert any(isinstance(error, Lowered) for error in chain), ''.join(map(repr, chain))[:2000]
+
+
 def test_compiled_backbone_with_a_frozen_stage_matches_the_blocks(counted_compiles, monkeypatch):
     """``compile_backbone`` with ``frozen_stages=1`` (the stem and stage 0 in eval mode, without gradients): the
     same outputs and gradients as per-block calls, no gradient for a frozen parameter, the frozen BatchNorms'

@@ -445,10 +445,20 @@ def _get_compiled_backbone(cuda_graphs: bool):
     compares with its expanded form and fails an assertion on (``tiling_utils.get_pw_red_splits``, measured on an
     H100 on 2026-11-27; pytorch/pytorch#181563, fixed in later releases by pytorch/pytorch#181793). The compiled
     stages, whose sizes are plain symbols, keep the analysis.
+
+    Graph outputs that are views keep their exact strides (``strict_output_strides``, where this torch has it).
+    Why: torch 2.14's Inductor otherwise requires only their stride order, and sorting strides such as
+    ``4096 * rows * cols`` against ``64`` fails in sympy ("cannot determine truth value of Relational"); the forward
+    graph's outputs include views of that kind, the channels-last inputs that the stem's and the patch merging's
+    convolutions save for their backward (CPU, 2026-11-28, ``benchmarks/cpu_2026-11-28_torch214/``). Exact strides
+    are what torch 2.11 always required.
     """
+    import torch._inductor.config as inductor_config
+    options = {'triton.coalesce_tiling_analysis': False}
+    if hasattr(inductor_config, 'strict_output_strides'):
+        options['strict_output_strides'] = True
     return _compile_once(('backbone', cuda_graphs), 'the whole backbone (one block graph per stage width)',
-                         _backbone_features, cuda_graphs, False,
-                         inductor_options={'triton.coalesce_tiling_analysis': False}, **_specialised_floats())
+                         _backbone_features, cuda_graphs, False, inductor_options=options, **_specialised_floats())
 
 
 def backbone_compiles(x: torch.Tensor) -> bool:
