@@ -260,13 +260,24 @@ def test_written_out_layer_norm_equals_f_layer_norm():
 
 
 @pytest.fixture
-def counted_compiles(monkeypatch):
+def fresh_fast_path(monkeypatch):
+    """fast_block as in a new process with compiling on (whatever MLLA_FAST_COMPILE says): nothing compiled, no
+    failure recorded, Dynamo's caches empty before and after the test."""
+    torch._dynamo.reset()
+    monkeypatch.setattr(fast_block, '_compiled', {})
+    monkeypatch.setattr(fast_block, '_failed', set())
+    monkeypatch.setattr(fast_block, '_compile_enabled', lambda: True)
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.fixture
+def counted_compiles(fresh_fast_path, monkeypatch):
     """fast_block's own torch.compile calls (their settings kept, CUDA graphs off) with a backend that records each
     graph it is given (forward and backward) instead of compiling it; yields that list."""
     from torch._dynamo.backends.common import aot_autograd
     from torch._dynamo.backends.debugging import boxed_nop
     from torch._functorch.partitioners import min_cut_rematerialization_partition
-    torch._dynamo.reset()
     graphs = []
 
     def count(gm, example_inputs):
@@ -283,11 +294,7 @@ def counted_compiles(monkeypatch):
                                                                partition_fn=min_cut_rematerialization_partition))
 
     monkeypatch.setattr(torch, 'compile', compile_with_counting_backend)
-    monkeypatch.setattr(fast_block, '_compiled', {})
-    monkeypatch.setattr(fast_block, '_failed', set())
-    monkeypatch.setattr(fast_block, '_compile_enabled', lambda: True)
     yield graphs
-    torch._dynamo.reset()
 
 
 def test_one_compiled_graph_serves_every_stage_width(counted_compiles):
@@ -317,11 +324,13 @@ def test_backbone_compiles_once_whatever_the_input_size(counted_compiles, monkey
     arch = dict(embed_dims=32, depths=[2, 2, 1, 1], num_heads=[2, 4, 8, 16])
     model = MLLA(arch, attn_impl='fast', drop_path_rate=0.1, compile_convs=True, cuda_graphs=False,
                  compile_stages=False, compile_backbone=False)
-    sizes = [(96, 128), (128, 160), (100, 140), (64, 96)]  # (100, 140): stage 1 is 25 x 35, stage 2 13 x 18
+    # (100, 140): stage 1 is 25 x 35, stage 2 13 x 18. The batch changes too, and first equals the image's
+    # channels: with Dynamo's duck sizing the stem's convolutions would then be compiled for batch == 3 only
+    sizes = [(3, 96, 128), (2, 128, 160), (2, 100, 140), (4, 64, 96)]
     counts = []
-    for height, width in sizes:
+    for batch, height, width in sizes:
         model.zero_grad()
-        sum(o.mean() for o in model.train()(torch.randn(2, 3, height, width))).backward()
+        sum(o.mean() for o in model.train()(torch.randn(batch, 3, height, width))).backward()
         counts.append(len(counted_compiles))
     # forward and backward, once per stage width for the blocks, and for the stem and each patch merging
     assert counts == [2 * (4 + 4)] * len(sizes)
@@ -330,7 +339,7 @@ def test_backbone_compiles_once_whatever_the_input_size(counted_compiles, monkey
     # format), which says nothing about CUDA.
     inference = MLLA(arch, attn_impl='fast', cuda_graphs=False, compile_stages=False, compile_backbone=False).eval()
     with torch.no_grad():
-        for height, width in sizes:
+        for _, height, width in sizes:
             inference(torch.randn(1, 3, height, width))
             counts.append(len(counted_compiles))
     # one block graph for all widths (the weights' shapes are dynamic in inference)
@@ -504,7 +513,7 @@ def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles,
     assert fast_block._failed == set()
 
 
-def test_inductor_lowers_the_compiled_backbones_training_graph(monkeypatch):
+def test_inductor_lowers_the_compiled_backbones_training_graph(fresh_fast_path, monkeypatch):
     """Inductor itself (not a recording backend) lowers the whole backbone's forward training graph, stopped where
     its code generation would begin. torch 2.14's failed there on graph outputs that are views with strides that
     are products of the tile counts (the channels-last inputs that the stem's and the patch merging's convolutions
@@ -520,20 +529,13 @@ def test_inductor_lowers_the_compiled_backbones_training_graph(monkeypatch):
 
     monkeypatch.setattr(inductor_graph.GraphLowering, 'codegen', stop)
     monkeypatch.setenv('MLLA_FAST_STRICT', '1')  # a failure raises instead of stepping down
-    monkeypatch.setattr(fast_block, '_compiled', {})
-    monkeypatch.setattr(fast_block, '_failed', set())
-    monkeypatch.setattr(fast_block, '_compile_enabled', lambda: True)
     monkeypatch.setattr(fast_block, '_compiles', lambda x: True)
-    torch._dynamo.reset()
     torch.manual_seed(0)
     model = MLLA(dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 16]), attn_impl='fast',
                  drop_path_rate=0.1, cuda_graphs=False).train()
-    try:
-        with torch._inductor.config.patch(force_disable_caches=True):
-            with pytest.raises(Exception) as raised:
-                model(torch.randn(2, 3, 64, 96))
-    finally:
-        torch._dynamo.reset()
+    with torch._inductor.config.patch(force_disable_caches=True):
+        with pytest.raises(Exception) as raised:
+            model(torch.randn(2, 3, 64, 96))
     chain, error = [], raised.value
     while error is not None:
         chain.append(error)

@@ -25,7 +25,7 @@ Backward comes from autograd through the compiled graph (AOTAutograd), so it is 
 import os
 import warnings
 from functools import lru_cache
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -275,9 +275,9 @@ def _get_compiled(cuda_graphs: bool, dynamic_weights: bool = True):
 
 def _compile_once(key, what: str, fn, cuda_graphs: bool, dynamic_weights: bool,
                   inductor_options: Optional[dict] = None, **dynamo_settings):
-    """``fn`` compiled with dynamic sizes (and CUDA graphs if asked), kept under ``key`` in :data:`_compiled`, and
-    announced as compiling ``what``; the weights' shapes static unless ``dynamic_weights`` (see
-    :func:`_get_compiled`); ``inductor_options``: more options of ``torch.compile``; ``dynamo_settings``: more
+    """``fn`` compiled with dynamic sizes, duck sizing off (and CUDA graphs if asked), kept under ``key`` in
+    :data:`_compiled`, and announced as compiling ``what``; the weights' shapes static unless ``dynamic_weights``
+    (see :func:`_get_compiled`); ``inductor_options``: more options of ``torch.compile``; ``dynamo_settings``: more
     ``torch._dynamo.config`` patched around each call."""
     if key not in _compiled:
         _announce_compile(what)
@@ -453,12 +453,19 @@ def _get_compiled_backbone(cuda_graphs: bool):
     convolutions save for their backward (CPU, 2026-11-28, ``benchmarks/cpu_2026-11-28_torch214/``). Exact strides
     are what torch 2.11 always required.
     """
+    return _compile_once(('backbone', cuda_graphs), 'the whole backbone (one block graph per stage width)',
+                         _backbone_features, cuda_graphs, False, inductor_options=_backbone_inductor_options(),
+                         **_specialised_floats())
+
+
+@lru_cache(maxsize=None)
+def _backbone_inductor_options() -> Dict[str, bool]:
+    """The Inductor options of :func:`_get_compiled_backbone`, looked up once: it is called on every forward."""
     import torch._inductor.config as inductor_config
     options = {'triton.coalesce_tiling_analysis': False}
     if hasattr(inductor_config, 'strict_output_strides'):
         options['strict_output_strides'] = True
-    return _compile_once(('backbone', cuda_graphs), 'the whole backbone (one block graph per stage width)',
-                         _backbone_features, cuda_graphs, False, inductor_options=options, **_specialised_floats())
+    return options
 
 
 def backbone_compiles(x: torch.Tensor) -> bool:
@@ -500,15 +507,14 @@ def run_compiled(fn, *args):
     took 6.2 ms of a 2x800x1344 bf16 train step's 36.6 ms of GPU time (before CUDA graphs). Compiled, Inductor
     fuses each BatchNorm's statistics, normalisation and activation (and their backward) into few kernels; the
     convolutions stay cuDNN's. Without CUDA graphs: these are a few dozen kernels per step, and their BatchNorm
-    buffers change in place. A compiler failure warns once and runs them eagerly from then on.
+    buffers change in place. Compiled as the blocks are (:func:`_compile_once`: dynamic sizes, duck sizing off). A
+    compiler failure warns once and runs them eagerly from then on.
     """
     if not (_compiles(args[0]) and 'convs' not in _failed) or torch.compiler.is_compiling():
         return fn(*args)  # eager, or traced into a compiled backbone (run_backbone_fast)
-    if 'convs' not in _compiled:
-        _allow_recompiles()
-        _compiled['convs'] = torch.compile(_call, dynamic=True, options={'triton.cudagraphs': False})
+    compiled = _compile_once('convs', 'the convolutions of the stem and the patch merging', _call, False, False)
     try:
-        return _compiled['convs'](fn, *args)
+        return compiled(fn, *args)
     except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
         _step_down(error, 'convs', ' on the stem or patch merging', 'they run eagerly')
         return fn(*args)
