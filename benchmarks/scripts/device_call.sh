@@ -2,9 +2,12 @@
 # measured from the call's start, the device set-up, and benchmark.py runs that stop at a deadline.
 #   source benchmarks/scripts/device_call.sh && setup_fresh_machine /tmp/l1    # first call on a machine
 #   source benchmarks/scripts/device_call.sh && require_warm_machine           # a later call on the same machine
+#   source benchmarks/scripts/device_call.sh && install_or_reuse_stack         # training runs, either case
 set -u
 call_t0=$(date +%s)
 export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=$PWD/.inductor_cache PYTHON=python3
+# NVLink multicast off on every kind, as the device library's KINDS.md asks (matters to NCCL on 2+ GPUs only)
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 # benchmark.py's output without the warnings that torch and mmengine repeat for every model
 NOISE='jit.script_method|^ +warnings.warn'
 
@@ -20,6 +23,15 @@ setup_fresh_machine() { # log folder: the OpenMMLab stack from the carried .gpu/
   mkdir -p "$1"
   bash .gpu/device_setup.sh > "$1/setup.log" 2>&1 || { cat "$1/setup.log"; exit 1; }
   tail -1 "$1/setup.log"; echo "setup done at $(elapsed) s"
+}
+
+install_or_reuse_stack() { # the carried wheels and mmcv wheel (about 7 s), unless a call before on this machine did
+  # it; for tools/train.py and tools/dist_train.sh, which run from the checkout (setup_fresh_machine's check and
+  # editable install take longer)
+  if python3 -c 'import mmcv.ops' 2>/dev/null; then echo "warm machine: stack present"; return; fi
+  python3 -m pip install -q --no-index --no-deps .gpu/wheels/*.whl .gpu/mmcv/*.whl > /tmp/setup.log 2>&1 \
+    || { cat /tmp/setup.log; exit 1; }
+  echo "fresh machine: installed at $(elapsed) s"
 }
 
 require_warm_machine() { # a later call must find the stack (and the Inductor cache) of the call before it
