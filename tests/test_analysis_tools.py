@@ -384,3 +384,42 @@ def test_step_phases_of_a_config(tmp_path):
     assert 'after its last output' in result.stdout
     refused = run_tool('benchmarks/scripts/step_phases.py', '--cpu', timeout=120)
     assert refused.returncode == 1 and 'step_phases.py measures whole models' in refused.stderr
+
+
+def _load_script(name):
+    import importlib.util
+    sys.path.insert(0, str(ROOT / 'tools' / 'analysis'))  # the scripts import tools/analysis/benchmark.py
+    spec = importlib.util.spec_from_file_location(name, ROOT / 'benchmarks' / 'scripts' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_channels_last_converts_weights_and_images_only():
+    sys.path.insert(0, str(ROOT / 'tools' / 'analysis'))
+    import benchmark
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    images, labels = torch.randn(2, 3, 9, 7), torch.tensor([0, 1])
+    expected = model(images)
+    model, make = benchmark.to_channels_last(model, lambda: dict(train=dict(inputs=images, labels=labels)))
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not model[0].weight.is_contiguous()  # 8 x 3 x 3 x 3: the two formats differ
+    batch = make()['train']
+    assert batch['inputs'].is_contiguous(memory_format=torch.channels_last) and not batch['inputs'].is_contiguous()
+    assert batch['labels'] is labels  # not an image: untouched
+    torch.testing.assert_close(model(batch['inputs']), expected)
+
+
+def test_profile_step_sorts_operators_into_kinds_and_needs_a_gpu():
+    tool = _load_script('profile_step')
+    kinds = {name: tool.kind_of(name) for name in ('aten::convolution_backward', 'aten::cudnn_batch_norm',
+                                                  'aten::upsample_bilinear2d_backward', 'aten::cat', 'aten::topk',
+                                                  'aten::_log_softmax', 'aten::addmm', 'aten::_fused_adamw_',
+                                                  'aten::copy_')}
+    assert kinds == {'aten::convolution_backward': 'convolution', 'aten::cudnn_batch_norm': 'normalisation',
+                     'aten::upsample_bilinear2d_backward': 'resize', 'aten::cat': 'concatenation',
+                     'aten::topk': 'loss and accuracy', 'aten::_log_softmax': 'loss and accuracy',
+                     'aten::addmm': 'matmul', 'aten::_fused_adamw_': 'optimizer', 'aten::copy_': 'other'}
+    refused = run_tool('benchmarks/scripts/profile_step.py', '--level', 'model', '--config',
+                       'configs/segmentation/upernet_mlla_t.py', '--cpu', timeout=120)
+    assert refused.returncode == 1 and 'profile_step.py profiles whole models on a GPU' in refused.stderr

@@ -145,8 +145,11 @@ def main(argv=None):
             for variant in benchmark.row_variants(args):
                 torch.manual_seed(0)
                 model, make = benchmark.model_and_batch(cfg, variant, args.batch, args.shape, device)
+                if args.channels_last:
+                    model, make = benchmark.to_channels_last(model, make)
                 peer, impl = variant[:2]
-                name = peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}]'
+                name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}]') + (
+                    '+channels-last' if args.channels_last else '')
                 phases = phases_of(model, make, device, precision, adamw_form, cfg, args.warmup, args.iters)
                 results['rows'].append(dict(model=name, precision=precision, adamw=adamw_form, phases=phases))
                 print(f'{name}, {precision}, optimizer {adamw_form}: medians of {args.iters} steps')

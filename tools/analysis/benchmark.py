@@ -165,6 +165,24 @@ def row_variants(args) -> list:
     return variants
 
 
+def to_channels_last(model, make):
+    """``model`` with its 4-D weights in channels-last memory, and a batch maker whose 4-D inputs are too.
+
+    Why: under fp16 autocast cuDNN's fastest convolutions read and write NHWC. A convolution whose input or weight
+    is channels-last returns channels-last, so converting the weights carries the format through a head's
+    convolutions, norms, resizes and concatenations (UperNet's at 512 channels and 1/4 of the image)."""
+    model = model.to(memory_format=torch.channels_last)
+
+    def convert(value):
+        if isinstance(value, torch.Tensor) and value.dim() == 4:
+            return value.contiguous(memory_format=torch.channels_last)
+        return value
+
+    def make_channels_last():
+        return {mode: {key: convert(value) for key, value in inputs.items()} for mode, inputs in make().items()}
+    return model, make_channels_last
+
+
 def optimizer_maker(form: str, cfg=None):
     """``model -> optimizer or None`` for an --adamw form: torch's AdamW (foreach or fused) over all trainable
     parameters in one group, the config's ``optim_wrapper`` as training builds it (``cfg`` needed), or none."""
@@ -199,9 +217,12 @@ def run(args):
             else:
                 model, make = model_and_batch(cfg, (peer, impl, graphs, kernels, stages), args.batch, args.shape,
                                               device)
+            if args.channels_last:
+                model, make = to_channels_last(model, make)
             suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
                       + {True: ',stages', 'all': ',stages-all', 'backbone': ',whole'}.get(stages, ''))
             name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]') + (
+                '+channels-last' if args.channels_last else '') + (
                 '' if adamw_form == 'foreach' or args.no_train else
                 '+no-optimizer' if adamw_form == 'none' else f'+{adamw_form}-adamw')
             row = dict(model=name, level=args.level, adamw=adamw_form,
@@ -283,6 +304,8 @@ def parse_args(argv=None):
                         help="the train step's AdamW: torch's default multi-tensor form or its fused form, over all "
                              "parameters in one group, or (model level) the config's optim_wrapper, as training "
                              'builds it, or none: forward and backward alone; "foreach fused" measures both')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='every model (weights and input images) in channels-last memory format')
     parser.add_argument('--roofline', action='store_true',
                         help='also report achieved TFLOP/s of inference against a measured matmul rate')
     parser.add_argument('--cpu', action='store_true', help='measure on the CPU even if a GPU is there')
