@@ -423,3 +423,23 @@ def test_profile_step_sorts_operators_into_kinds_and_needs_a_gpu():
     refused = run_tool('benchmarks/scripts/profile_step.py', '--level', 'model', '--config',
                        'configs/segmentation/upernet_mlla_t.py', '--cpu', timeout=120)
     assert refused.returncode == 1 and 'profile_step.py profiles whole models on a GPU' in refused.stderr
+
+
+def test_flops_count_the_matmul_resize_heads_as_mmseg_heads():
+    """The configs' MatmulResize heads are counted as the mmseg heads they compute: their resizes' matrix products
+    are an interpolation, which the paper's counting leaves out."""
+    from mmengine.config import Config
+
+    from mlla_mm.analysis import complexity
+    model = dict(decode_head=dict(type='MatmulResizeUPerHead', channels=8),
+                 auxiliary_head=[dict(type='MatmulResizeFCNHead'), dict(type='ASPPHead')])
+    complexity._with_mmseg_heads(model)
+    assert model == dict(decode_head=dict(type='UPerHead', channels=8),
+                         auxiliary_head=[dict(type='FCNHead'), dict(type='ASPPHead')])
+    config = ROOT / 'configs' / 'segmentation' / 'upernet_mlla_t.py'
+    ours = Config.fromfile(str(config))
+    assert ours.model.decode_head.type == 'MatmulResizeUPerHead'
+    theirs = Config.fromfile(str(config))
+    theirs.model.decode_head.type, theirs.model.auxiliary_head.type = 'UPerHead', 'FCNHead'
+    counts = [complexity.count_complexity(cfg, shape=(128, 256)) for cfg in (ours, theirs)]
+    assert counts[0]['flops'] == counts[1]['flops'] and counts[0]['params'] == counts[1]['params']

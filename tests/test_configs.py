@@ -253,11 +253,11 @@ def test_segmentation_recipe(name):
     assert model.type == 'EncoderDecoder' and model.test_cfg.mode == 'whole'
     assert tuple(model.data_preprocessor['size']) == (512, 512)
     head, aux = model.decode_head, model.auxiliary_head
-    assert head.type == 'UPerHead' and head.in_channels == widths and head.in_index == [0, 1, 2, 3]
+    assert head.type == 'MatmulResizeUPerHead' and head.in_channels == widths and head.in_index == [0, 1, 2, 3]
     assert head.channels == 512 and tuple(head.pool_scales) == (1, 2, 3, 6) and head.num_classes == 150
     assert head.loss_decode.loss_weight == 1.0
-    assert aux.type == 'FCNHead' and aux.in_index == 2 and aux.in_channels == widths[2] == (384 if arch == 'base'
-                                                                                             else 256)
+    assert aux.type == 'MatmulResizeFCNHead' and aux.in_index == 2
+    assert aux.in_channels == widths[2] == (384 if arch == 'base' else 256)
     assert aux.num_classes == 150 and aux.loss_decode.loss_weight == 0.4
     assert head.norm_cfg.type == aux.norm_cfg.type == 'SyncBN'
 

@@ -8,13 +8,24 @@ from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 
 from ..apis.runner import build_model, task_of
+from ..models.decode_heads import MMSEG_EQUIVALENTS
 
 DEFAULT_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 2048)}
+
+
+def _with_mmseg_heads(model_cfg) -> None:
+    """Heads of this package back to the mmseg heads they compute (``MMSEG_EQUIVALENTS``), in place: their resizes
+    are matrix products, which the FLOP counter would count, where an interpolation is not (the paper's rule)."""
+    for key in ('decode_head', 'auxiliary_head'):
+        heads = model_cfg.get(key)
+        for head in (heads if isinstance(heads, list) else [heads] if heads else []):
+            head['type'] = MMSEG_EQUIVALENTS.get(head.get('type'), head.get('type'))
 
 
 def _build_model(cfg: Config):
     scope = task_of(cfg)
     cfg.model.get('backbone', {}).pop('init_cfg', None)  # weights do not matter for counting
+    _with_mmseg_heads(cfg.model)
     return scope, revert_sync_batchnorm(build_model(cfg)).eval()
 
 

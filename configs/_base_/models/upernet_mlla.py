@@ -1,5 +1,8 @@
 # UperNet (UPerHead on all four stages) with an FCN auxiliary head on stage 2, on the MLLA backbone (MLLA-T by
 # default). The heads normalise with SyncBN, as trained on 8 GPUs; single-process tools convert it to BN.
+# They are mmseg's UPerHead and FCNHead with their training-time bilinear resizes as matrix products
+# (mlla_mm/models/decode_heads/): same parameters and losses, a faster backward; type='UPerHead' / 'FCNHead' give
+# mmseg's own.
 custom_imports = dict(imports=['mlla_mm'], allow_failed_imports=False)
 
 head_norm_cfg = dict(type='SyncBN', requires_grad=True)
@@ -23,7 +26,7 @@ model = dict(
         norm_eval=False,
         with_cp=False),  # no init_cfg: random initialisation unless a config adds a Pretrained one
     decode_head=dict(
-        type='UPerHead',
+        type='MatmulResizeUPerHead',
         in_channels=[64, 128, 256, 512],  # MLLA stage widths: C..8C, C = 64 (tiny, small) or 96 (base)
         in_index=[0, 1, 2, 3],
         pool_scales=(1, 2, 3, 6),
@@ -34,7 +37,7 @@ model = dict(
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     auxiliary_head=dict(
-        type='FCNHead',
+        type='MatmulResizeFCNHead',
         in_channels=256,  # stage 2 width: 4C
         in_index=2,
         channels=256,
