@@ -12,8 +12,6 @@ convolutions (forward and backward), normalisation, resizing, concatenation and 
 Why: ``step_phases.py`` found UperNet's heads to take 74% of Swin-T's step on an H100, 158 ms of GPU time for
 about 3.3 TFLOP of forward convolutions; this says which of their operations is the cost.
 """
-import json
-import os
 import os.path as osp
 import sys
 
@@ -69,38 +67,23 @@ def main(argv=None):
     args = benchmark.parse_args(argv)
     if args.level != 'model' or not torch.cuda.is_available() or args.cpu:
         raise SystemExit('profile_step.py profiles whole models on a GPU: give --level model and --config')
-    from mlla_mm.apis.runner import load_config
     device = torch.device('cuda')
-    cfg = load_config(args.config)
-    benchmark.use_configs_cudnn_setting(cfg)
     results = dict(machine=benchmark.machine(), args=vars(args), rows=[])
-    for precision in args.precision:
-        for variant in benchmark.row_variants(args):
-            torch.manual_seed(0)
-            model, make = benchmark.model_and_batch(cfg, variant, args.batch, args.shape, device)
-            if args.channels_last:
-                model, make = benchmark.to_channels_last(model, make)
-            peer, impl = variant[:2]
-            name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}]') + (
-                '+channels-last' if args.channels_last else '')
-            ops = profile(model, make, device, precision, args.adamw[0], cfg, args.warmup, args.iters)
-            total = sum(ms for _, ms, _ in ops)
-            kinds = {}
-            for op, ms, _ in ops:
-                kinds[kind_of(op)] = kinds.get(kind_of(op), 0.0) + ms
-            print(f'{name}, {precision}: {total:.2f} ms of operators\' own GPU time per step')
-            for kind, ms in sorted(kinds.items(), key=lambda item: -item[1]):
-                print(f'  {kind:<20} {ms:9.2f} ms  {100 * ms / total:5.1f}%')
-            for op, ms, calls in ops[:25]:
-                print(f'    {op:<48} {ms:9.2f} ms  {calls:7.1f} calls')
-            results['rows'].append(dict(model=name, precision=precision, total_ms=total, kinds=kinds,
-                                        ops=[dict(op=op, ms=ms, calls=calls) for op, ms, calls in ops]))
-            del model
-            torch.cuda.empty_cache()
+    for cfg, precision, adamw_form, model, make, name in benchmark.each_named_model(args, device):
+        ops = profile(model, make, device, precision, adamw_form, cfg, args.warmup, args.iters)
+        total = sum(ms for _, ms, _ in ops)
+        kinds = {}
+        for op, ms, _ in ops:
+            kinds[kind_of(op)] = kinds.get(kind_of(op), 0.0) + ms
+        print(f'{name}, {precision}, optimizer {adamw_form}: {total:.2f} ms of operators\' own GPU time per step')
+        for kind, ms in sorted(kinds.items(), key=lambda item: -item[1]):
+            print(f'  {kind:<20} {ms:9.2f} ms  {100 * ms / total:5.1f}%')
+        for op, ms, calls in ops[:25]:
+            print(f'    {op:<48} {ms:9.2f} ms  {calls:7.1f} calls')
+        results['rows'].append(dict(model=name, precision=precision, adamw=adamw_form, total_ms=total, kinds=kinds,
+                                    ops=[dict(op=op, ms=ms, calls=calls) for op, ms, calls in ops]))
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1)
+        benchmark.write_json(results, args.json)
     return results
 
 

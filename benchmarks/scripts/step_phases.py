@@ -29,8 +29,6 @@ Why: a model's step minus its backbone alone is no measure of the heads. An eage
 while in the model the host queues its kernels as the GPU runs the heads'; that subtraction once showed 11-18 ms
 of UperNet's step with MLLA-T that this split found to be its artefact (benchmarks/h100_2026-11-28_models/).
 """
-import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -135,34 +133,17 @@ def main(argv=None):
     args = benchmark.parse_args(argv)
     if args.level != 'model':
         raise SystemExit('step_phases.py measures whole models: give --level model and --config')
-    from mlla_mm.apis.runner import load_config
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
-    cfg = load_config(args.config)
-    benchmark.use_configs_cudnn_setting(cfg)
     results = dict(machine=benchmark.machine(), args=vars(args), rows=[])
-    for precision in args.precision:
-        for adamw_form in args.adamw:
-            for variant in benchmark.row_variants(args):
-                torch.manual_seed(0)
-                model, make = benchmark.model_and_batch(cfg, variant, args.batch, args.shape, device)
-                if args.channels_last:
-                    model, make = benchmark.to_channels_last(model, make)
-                peer, impl = variant[:2]
-                name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}]') + (
-                    '+channels-last' if args.channels_last else '')
-                phases = phases_of(model, make, device, precision, adamw_form, cfg, args.warmup, args.iters)
-                results['rows'].append(dict(model=name, precision=precision, adamw=adamw_form, phases=phases))
-                print(f'{name}, {precision}, optimizer {adamw_form}: medians of {args.iters} steps')
-                for phase, times in phases.items():
-                    gpu = f'{times["gpu_ms"]:9.2f}' if times['gpu_ms'] is not None else f'{"-":>9}'
-                    print(f'  {phase:<26} GPU {gpu} ms   host {times["host_ms"]:9.2f} ms', flush=True)
-                del model
-                if device.type == 'cuda':
-                    torch.cuda.empty_cache()
+    for cfg, precision, adamw_form, model, make, name in benchmark.each_named_model(args, device):
+        phases = phases_of(model, make, device, precision, adamw_form, cfg, args.warmup, args.iters)
+        results['rows'].append(dict(model=name, precision=precision, adamw=adamw_form, phases=phases))
+        print(f'{name}, {precision}, optimizer {adamw_form}: medians of {args.iters} steps')
+        for phase, times in phases.items():
+            gpu = f'{times["gpu_ms"]:9.2f}' if times['gpu_ms'] is not None else f'{"-":>9}'
+            print(f'  {phase:<26} GPU {gpu} ms   host {times["host_ms"]:9.2f} ms', flush=True)
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1)
+        benchmark.write_json(results, args.json)
     return results
 
 

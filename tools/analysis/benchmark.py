@@ -183,6 +183,40 @@ def to_channels_last(model, make):
     return model, make_channels_last
 
 
+def named_model_and_batch(cfg, variant, args, device):
+    """For the scripts that take this tool's arguments and measure one model at a time (step_phases.py,
+    profile_step.py): a row's model and batch maker (channels-last with --channels-last), and the row's name."""
+    model, make = model_and_batch(cfg, variant, args.batch, args.shape, device)
+    if args.channels_last:
+        model, make = to_channels_last(model, make)
+    peer, impl = variant[:2]
+    name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}]') + (
+        '+channels-last' if args.channels_last else '')
+    return model, make, name
+
+
+def each_named_model(args, device):
+    """``(cfg, precision, adamw_form, model, make, name)`` for each row of a model-level run, in benchmark.py's
+    order, for those scripts: the config loaded and its cuDNN setting applied once, the seed reset per row, and the
+    GPU's cached memory released after each (the caller drops its model when it takes the next)."""
+    from mlla_mm.apis.runner import load_config
+    cfg = load_config(args.config)
+    use_configs_cudnn_setting(cfg)
+    for precision in args.precision:
+        for adamw_form in args.adamw:
+            for variant in row_variants(args):
+                torch.manual_seed(0)
+                yield (cfg, precision, adamw_form, *named_model_and_batch(cfg, variant, args, device))
+                if device.type == 'cuda':
+                    torch.cuda.empty_cache()
+
+
+def write_json(results: dict, path: str):
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(results, f, indent=1)
+
+
 def optimizer_maker(form: str, cfg=None):
     """``model -> optimizer or None`` for an --adamw form: torch's AdamW (foreach or fused) over all trainable
     parameters in one group, the config's ``optim_wrapper`` as training builds it (``cfg`` needed), or none."""
@@ -328,9 +362,7 @@ def main(argv=None):
     results = run(args)
     print('machine:', json.dumps(results['machine']))
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1)
+        write_json(results, args.json)
         print(f'wrote {args.json}')
     return results
 
