@@ -39,6 +39,16 @@ def test_bilinear_resize_runs_in_autocast_precision():
     torch.testing.assert_close(out.float(), F.interpolate(x, (8, 8), mode='bilinear'), rtol=2e-2, atol=2e-2)
 
 
+def test_matrices_cached_in_inference_mode_serve_training():
+    """The matrices are cached; the first call under torch.inference_mode() must not make later backwards fail."""
+    with torch.inference_mode():
+        bilinear_resize(torch.randn(1, 2, 3, 5), (13, 11))
+    x = torch.randn(1, 2, 3, 5, requires_grad=True)
+    bilinear_resize(x, (13, 11)).sum().backward()
+    torch.testing.assert_close(x.grad, torch.autograd.grad(
+        F.interpolate(x, (13, 11), mode='bilinear').sum(), x)[0])
+
+
 def test_bilinear_resize_names_a_bad_shape():
     with pytest.raises(ValueError, match=r'\(N, C, H, W\).*\(3, 4, 4\)'):
         bilinear_resize(torch.randn(3, 4, 4), (8, 8))

@@ -10,4 +10,5 @@ try:
 except ImportError:  # mmseg absent: the backbone alone still serves mmdet
     __all__ = ['MMSEG_EQUIVALENTS', 'bilinear_resize']
 else:
-    __all__ = ['MMSEG_EQUIVALENTS', 'bilinear_resize', 'MatmulResizeFCNHead', 'MatmulResizeUPerHead', 'pixel_accuracy']
+    __all__ = ['MMSEG_EQUIVALENTS', 'bilinear_resize', 'MatmulResizeFCNHead', 'MatmulResizeUPerHead',
+               'pixel_accuracy']

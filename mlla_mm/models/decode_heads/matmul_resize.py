@@ -27,6 +27,13 @@ def interpolation_matrix(in_size: int, out_size: int, align_corners: bool, devic
     (the last one, at the edge) by ``frac(s)``."""
     if in_size < 1 or out_size < 1:
         raise ValueError(f'cannot resize between sizes {in_size} and {out_size}')
+    # cached for later calls: made under torch.inference_mode() it would be an inference tensor, which a later
+    # training step could not save for its backward
+    with torch.inference_mode(False):
+        return _interpolation_matrix(in_size, out_size, align_corners).to(device=device, dtype=dtype)
+
+
+def _interpolation_matrix(in_size: int, out_size: int, align_corners: bool) -> torch.Tensor:
     positions = torch.arange(out_size, dtype=torch.float64)
     if align_corners:
         scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
@@ -40,7 +47,7 @@ def interpolation_matrix(in_size: int, out_size: int, align_corners: bool, devic
     rows = torch.arange(out_size)
     matrix.index_put_((rows, lower), 1 - upper_weight, accumulate=True)
     matrix.index_put_((rows, upper), upper_weight, accumulate=True)  # adds to ``lower`` at the last input
-    return matrix.to(device=device, dtype=dtype)
+    return matrix
 
 
 def bilinear_resize(x: torch.Tensor, size: Sequence[int], align_corners: bool = False) -> torch.Tensor:
