@@ -68,8 +68,8 @@ def main(argv=None):
     if args.level != 'model' or not torch.cuda.is_available() or args.cpu:
         raise SystemExit('profile_step.py profiles whole models on a GPU: give --level model and --config')
     device = torch.device('cuda')
-    results = dict(machine=benchmark.machine(), args=vars(args), rows=[])
-    for cfg, precision, adamw_form, model, make, name in benchmark.each_named_model(args, device):
+
+    def measure(cfg, precision, adamw_form, model, make, name):
         ops = profile(model, make, device, precision, adamw_form, cfg, args.warmup, args.iters)
         total = sum(ms for _, ms, _ in ops)
         kinds = {}
@@ -80,11 +80,10 @@ def main(argv=None):
             print(f'  {kind:<20} {ms:9.2f} ms  {100 * ms / total:5.1f}%')
         for op, ms, calls in ops[:25]:
             print(f'    {op:<48} {ms:9.2f} ms  {calls:7.1f} calls')
-        results['rows'].append(dict(model=name, precision=precision, adamw=adamw_form, total_ms=total, kinds=kinds,
-                                    ops=[dict(op=op, ms=ms, calls=calls) for op, ms, calls in ops]))
-    if args.json:
-        benchmark.write_json(results, args.json)
-    return results
+        return dict(model=name, precision=precision, adamw=adamw_form, total_ms=total, kinds=kinds,
+                    ops=[dict(op=op, ms=ms, calls=calls) for op, ms, calls in ops])
+
+    return benchmark.measure_each_model(args, device, measure)
 
 
 if __name__ == '__main__':

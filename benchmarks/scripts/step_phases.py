@@ -134,17 +134,16 @@ def main(argv=None):
     if args.level != 'model':
         raise SystemExit('step_phases.py measures whole models: give --level model and --config')
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
-    results = dict(machine=benchmark.machine(), args=vars(args), rows=[])
-    for cfg, precision, adamw_form, model, make, name in benchmark.each_named_model(args, device):
+
+    def measure(cfg, precision, adamw_form, model, make, name):
         phases = phases_of(model, make, device, precision, adamw_form, cfg, args.warmup, args.iters)
-        results['rows'].append(dict(model=name, precision=precision, adamw=adamw_form, phases=phases))
         print(f'{name}, {precision}, optimizer {adamw_form}: medians of {args.iters} steps')
         for phase, times in phases.items():
             gpu = f'{times["gpu_ms"]:9.2f}' if times['gpu_ms'] is not None else f'{"-":>9}'
             print(f'  {phase:<26} GPU {gpu} ms   host {times["host_ms"]:9.2f} ms', flush=True)
-    if args.json:
-        benchmark.write_json(results, args.json)
-    return results
+        return dict(model=name, precision=precision, adamw=adamw_form, phases=phases)
+
+    return benchmark.measure_each_model(args, device, measure)
 
 
 if __name__ == '__main__':

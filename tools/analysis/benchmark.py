@@ -168,9 +168,10 @@ def row_variants(args) -> list:
 def to_channels_last(model, make):
     """``model`` with its 4-D weights in channels-last memory, and a batch maker whose 4-D inputs are too.
 
-    Why: under fp16 autocast cuDNN's fastest convolutions read and write NHWC. A convolution whose input or weight
-    is channels-last returns channels-last, so converting the weights carries the format through a head's
-    convolutions, norms, resizes and concatenations (UperNet's at 512 channels and 1/4 of the image)."""
+    Why measure it: under fp16 autocast cuDNN's fastest convolutions read and write NHWC, and a convolution whose
+    input or weight is channels-last returns channels-last, so converting the weights carries the format through a
+    head's convolutions, norms, resizes and concatenations. For UperNet on an H200 it changed nothing (Swin-T's
+    step 184.51 -> 184.91 ms, benchmarks/h200_2026-11-28_heads/)."""
     model = model.to(memory_format=torch.channels_last)
 
     def convert(value):
@@ -183,32 +184,41 @@ def to_channels_last(model, make):
     return model, make_channels_last
 
 
-def named_model_and_batch(cfg, variant, args, device):
+def row_name(args, variant) -> str:
+    """A row's model: the peer, or MLLA's arch with its path and fast-path options; ``+channels-last`` with
+    --channels-last."""
+    peer, impl, graphs, kernels, stages = variant
+    suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
+              + {True: ',stages', 'all': ',stages-all', 'backbone': ',whole'}.get(stages, ''))
+    name = peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]'
+    return name + ('+channels-last' if args.channels_last else '')
+
+
+def measure_each_model(args, device, measure) -> dict:
     """For the scripts that take this tool's arguments and measure one model at a time (step_phases.py,
-    profile_step.py): a row's model and batch maker (channels-last with --channels-last), and the row's name."""
-    model, make = model_and_batch(cfg, variant, args.batch, args.shape, device)
-    if args.channels_last:
-        model, make = to_channels_last(model, make)
-    peer, impl = variant[:2]
-    name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}]') + (
-        '+channels-last' if args.channels_last else '')
-    return model, make, name
-
-
-def each_named_model(args, device):
-    """``(cfg, precision, adamw_form, model, make, name)`` for each row of a model-level run, in benchmark.py's
-    order, for those scripts: the config loaded and its cuDNN setting applied once, the seed reset per row, and the
-    GPU's cached memory released after each (the caller drops its model when it takes the next)."""
+    profile_step.py): ``measure(cfg, precision, adamw_form, model, make, name)`` (a row's dict) over the rows of a
+    model-level run, in this tool's order, returned as this tool's results (machine, args, rows) and written to
+    --json. The config is loaded and its cuDNN setting applied once, the seed reset per row, and each model
+    (channels-last with --channels-last) freed, with the GPU's cache, before the next is built."""
     from mlla_mm.apis.runner import load_config
     cfg = load_config(args.config)
     use_configs_cudnn_setting(cfg)
+    rows = []
     for precision in args.precision:
         for adamw_form in args.adamw:
             for variant in row_variants(args):
                 torch.manual_seed(0)
-                yield (cfg, precision, adamw_form, *named_model_and_batch(cfg, variant, args, device))
+                model, make = model_and_batch(cfg, variant, args.batch, args.shape, device)
+                if args.channels_last:
+                    model, make = to_channels_last(model, make)
+                rows.append(measure(cfg, precision, adamw_form, model, make, row_name(args, variant)))
+                del model, make
                 if device.type == 'cuda':
                     torch.cuda.empty_cache()
+    results = dict(machine=machine(), args=vars(args), rows=rows)
+    if args.json:
+        write_json(results, args.json)
+    return results
 
 
 def write_json(results: dict, path: str):
@@ -240,7 +250,8 @@ def run(args):
         cfg = load_config(args.config)
         use_configs_cudnn_setting(cfg)
     for precision, adamw_form in ((p, form) for p in args.precision for form in args.adamw):
-        for peer, impl, graphs, kernels, stages in variants:
+        for variant in variants:
+            peer, impl, graphs, kernels, stages = variant
             torch.manual_seed(0)
             mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl,
                                cuda_graphs=bool(graphs), triton_dwconv=bool(kernels), compile_convs=bool(kernels),
@@ -249,14 +260,10 @@ def run(args):
                 model = build_backbone(peer, mlla_kwargs)
                 make = backbone_batch(args.batch, args.shape, device)
             else:
-                model, make = model_and_batch(cfg, (peer, impl, graphs, kernels, stages), args.batch, args.shape,
-                                              device)
+                model, make = model_and_batch(cfg, variant, args.batch, args.shape, device)
             if args.channels_last:
                 model, make = to_channels_last(model, make)
-            suffix = ((',no-graphs' if graphs is False else '') + (',kernels' if kernels else '')
-                      + {True: ',stages', 'all': ',stages-all', 'backbone': ',whole'}.get(stages, ''))
-            name = (peer if peer != 'mlla' else f'mlla_{args.arch}[{impl}{suffix}]') + (
-                '+channels-last' if args.channels_last else '') + (
+            name = row_name(args, variant) + (
                 '' if adamw_form == 'foreach' or args.no_train else
                 '+no-optimizer' if adamw_form == 'none' else f'+{adamw_form}-adamw')
             row = dict(model=name, level=args.level, adamw=adamw_form,
