@@ -33,7 +33,9 @@ def pixel_accuracy(logits: Tensor, labels: Tensor, ignore_index: int) -> Tensor:
 
 
 class MatmulResizeLossMixin:
-    """``loss_by_feat`` of mmseg's ``BaseDecodeHead``, with the logits resized by :func:`bilinear_resize`."""
+    """``loss_by_feat`` of mmseg's ``BaseDecodeHead``, with the logits resized by :func:`bilinear_resize` and the
+    accuracy by :func:`pixel_accuracy`. Written out rather than calling mmseg's: it computes ``acc_seg`` with
+    ``topk`` inside, whatever the logits' size."""
 
     def loss_by_feat(self, seg_logits: Tensor, batch_data_samples: List) -> Dict[str, Tensor]:
         labels = self._stack_batch_gt(batch_data_samples)  # (N, 1, H, W)
