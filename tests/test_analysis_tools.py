@@ -23,6 +23,15 @@ def run_tool(*args, timeout=900):
     return result
 
 
+def load_tool(path: str):
+    """A tool's or benchmark script's module (path relative to the repository), to test its functions."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # The paper's figures (Mask R-CNN at 1280x800, UperNet at 2048x512): FLOPs in G, parameters in M.
 PAPER = {
     'configs/detection/mask_rcnn_mlla_t.py': (255, 44),
@@ -78,10 +87,7 @@ def test_benchmark_writes_json_and_table(tmp_path):
 
 def test_benchmark_compile_settings_reach_the_backbone():
     """--compile-stages backbone: compile_stages='all' and compile_backbone=True, in a backbone as in a config."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('benchmark_tool', ROOT / 'tools/analysis/benchmark.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/analysis/benchmark.py')
     from mlla_mm.apis.runner import load_config
     cfg = load_config(str(ROOT / 'configs/detection/mask_rcnn_mlla_t.py'))
     for setting, stages, whole in (('backbone', 'all', True), ('all', 'all', False), ('on', True, False),
@@ -354,10 +360,7 @@ def test_step_phases_put_each_part_of_a_step_in_its_phase():
     """benchmarks/scripts/step_phases.py: the hooks' marks split a step where the backbone's forward and backward
     and the head's begin and end (host times on the CPU; lower bounds from the sleeps, upper ones well below the
     sleep that a wrong mark would move in)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('step_phases', ROOT / 'benchmarks/scripts/step_phases.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('benchmarks/scripts/step_phases.py')
     batch = dict(train=dict(inputs=torch.randn(1, 3, 8, 8), mode='loss'))
     phases = tool.phases_of(_SlowModel(), lambda: batch, torch.device('cpu'), 'fp32', 'foreach', None,
                             warmup=0, iters=1)
@@ -386,18 +389,8 @@ def test_step_phases_of_a_config(tmp_path):
     assert refused.returncode == 1 and 'step_phases.py measures whole models' in refused.stderr
 
 
-def _load_script(name):
-    import importlib.util
-    sys.path.insert(0, str(ROOT / 'tools' / 'analysis'))  # the scripts import tools/analysis/benchmark.py
-    spec = importlib.util.spec_from_file_location(name, ROOT / 'benchmarks' / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_channels_last_converts_weights_and_images_only():
-    sys.path.insert(0, str(ROOT / 'tools' / 'analysis'))
-    import benchmark
+    benchmark = load_tool('tools/analysis/benchmark.py')
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
     images, labels = torch.randn(2, 3, 9, 7), torch.tensor([0, 1])
     expected = model(images)
@@ -411,7 +404,7 @@ def test_channels_last_converts_weights_and_images_only():
 
 
 def test_profile_step_sorts_operators_into_kinds_and_needs_a_gpu():
-    tool = _load_script('profile_step')
+    tool = load_tool('benchmarks/scripts/profile_step.py')
     kinds = {name: tool.kind_of(name) for name in ('aten::convolution_backward', 'aten::cudnn_batch_norm',
                                                   'aten::upsample_bilinear2d_backward', 'aten::cat', 'aten::topk',
                                                   'aten::_log_softmax', 'aten::addmm', 'aten::_fused_adamw_',
