@@ -10,7 +10,10 @@ Under fp16 autocast, scale the loss, as mmengine's ``AmpOptimWrapper`` does (``-
 runs in fp16, and an unscaled mean loss over 512 x 512 pixels and 150 classes gives each logit a gradient in
 fp16's subnormal range, where few bits are left: on an H200 the features' gradients through FCNHead were then
 47% off their float32 values, against 1.6% with mmseg's head, and scaled by 2^16, 0.07% against 0.06% (UPerHead:
-up to 50% against 10% unscaled, 3.6% against 3.1% scaled). bf16 and float32 are unaffected.
+up to 50% against 10% unscaled, 3.6% against 3.1% scaled). bf16 and float32 are unaffected. Measured and not
+taken: a float32 backward alone left FCNHead's 47% (the loss's gradient arrives in fp16); a float32 output and
+backward, as ``F.interpolate`` gives under autocast, matched mmseg's heads unscaled but cost MLLA-T's UperNet step
+7-9 ms of its 60 (``benchmarks/h200_2026-11-28_tests/``).
 """
 from typing import Dict, List
 
