@@ -194,23 +194,43 @@ def row_name(args, variant) -> str:
     return name + ('+channels-last' if args.channels_last else '')
 
 
+def row_model_and_batch(cfg, variant, args, device):
+    """A row's model and batch maker: the backbone alone (``cfg`` None, --level backbone) or the config's whole
+    model with it (--level model); channels-last with --channels-last."""
+    if cfg is None:
+        peer, impl, graphs, kernels, stages = variant
+        mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl,
+                           cuda_graphs=bool(graphs), triton_dwconv=bool(kernels), compile_convs=bool(kernels),
+                           **compile_options(stages))
+        model, make = build_backbone(peer, mlla_kwargs), backbone_batch(args.batch, args.shape, device)
+    else:
+        model, make = model_and_batch(cfg, variant, args.batch, args.shape, device)
+    if args.channels_last:
+        model, make = to_channels_last(model, make)
+    return model, make
+
+
 def measure_each_model(args, device, measure) -> dict:
-    """For the scripts that take this tool's arguments and measure one model at a time (step_phases.py,
-    profile_step.py): ``measure(cfg, precision, adamw_form, model, make, name)`` (a row's dict) over the rows of a
-    model-level run, in this tool's order, returned as this tool's results (machine, args, rows) and written to
-    --json. The config is loaded and its cuDNN setting applied once, the seed reset per row, and each model
-    (channels-last with --channels-last) freed, with the GPU's cache, before the next is built."""
-    from mlla_mm.apis.runner import load_config
-    cfg = load_config(args.config)
-    use_configs_cudnn_setting(cfg)
+    """``measure(cfg, precision, adamw_form, model, make, name)`` (a row's dict) over the rows of a run, for this
+    tool and the scripts that take its arguments (step_phases.py, profile_step.py), returned as this tool's
+    results (machine, args, rows) and written to --json. The config (``cfg``; None at the backbone level) is loaded
+    and its cuDNN setting applied once, the seed reset per row, and each model freed, with the GPU's cache, before
+    the next is built."""
+    # Fixed shapes at the backbone level: let cuDNN pick its fastest kernels. A whole model follows its config's
+    # env_cfg (mmdet: off), as training would: the RoI heads see a new number of boxes at every step, and cuDNN
+    # would benchmark each new shape again.
+    torch.backends.cudnn.benchmark = True
+    cfg = None
+    if args.level == 'model':
+        from mlla_mm.apis.runner import load_config
+        cfg = load_config(args.config)
+        use_configs_cudnn_setting(cfg)
     rows = []
     for precision in args.precision:
         for adamw_form in args.adamw:
             for variant in row_variants(args):
                 torch.manual_seed(0)
-                model, make = model_and_batch(cfg, variant, args.batch, args.shape, device)
-                if args.channels_last:
-                    model, make = to_channels_last(model, make)
+                model, make = row_model_and_batch(cfg, variant, args, device)
                 rows.append(measure(cfg, precision, adamw_form, model, make, row_name(args, variant)))
                 del model, make
                 if device.type == 'cuda':
@@ -237,58 +257,33 @@ def optimizer_maker(form: str, cfg=None):
 
 
 def run(args):
+    """Measures and prints each row; returns (and writes to --json) the results."""
     device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
-    # Fixed shapes at the backbone level: let cuDNN pick its fastest kernels. A whole model follows its config's
-    # env_cfg (mmdet: off), as training would: the RoI heads see a new number of boxes at every step, and cuDNN
-    # would benchmark each new shape again.
-    torch.backends.cudnn.benchmark = True
-    results = dict(machine=machine(), args=vars(args), rows=[])
-    variants = row_variants(args)
-    cfg = None
-    if args.level == 'model':
-        from mlla_mm.apis.runner import load_config
-        cfg = load_config(args.config)
-        use_configs_cudnn_setting(cfg)
-    for precision, adamw_form in ((p, form) for p in args.precision for form in args.adamw):
-        for variant in variants:
-            peer, impl, graphs, kernels, stages = variant
-            torch.manual_seed(0)
-            mlla_kwargs = dict(arch=args.arch, drop_path_rate=0.0, with_cp=args.with_cp, attn_impl=impl,
-                               cuda_graphs=bool(graphs), triton_dwconv=bool(kernels), compile_convs=bool(kernels),
-                               **compile_options(stages))
-            if args.level == 'backbone':
-                model = build_backbone(peer, mlla_kwargs)
-                make = backbone_batch(args.batch, args.shape, device)
-            else:
-                model, make = model_and_batch(cfg, variant, args.batch, args.shape, device)
-            if args.channels_last:
-                model, make = to_channels_last(model, make)
-            name = row_name(args, variant) + (
-                '' if adamw_form == 'foreach' or args.no_train else
-                '+no-optimizer' if adamw_form == 'none' else f'+{adamw_form}-adamw')
-            row = dict(model=name, level=args.level, adamw=adamw_form,
-                       precision=precision, batch=args.batch, shape=list(args.shape),
-                       params_m=sum(p.numel() for p in model.parameters()) / 1e6)
-            try:
-                row.update(measure(model, make, device, precision, args.warmup, args.iters, args.batch,
-                                   train=not args.no_train, make_optimizer=optimizer_maker(adamw_form, cfg),
-                                   infer=not args.no_infer))
-            except RuntimeError as err:  # e.g. a kernel without this dtype: record it, go on with the rest
-                row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0]}'
-            if args.level == 'backbone' and args.roofline and 'infer_ms' in row:
-                macs = backbone_flops(model, args.shape) * args.batch
-                rate = matmul_rate(device, torch.float32 if precision == 'fp32' else
-                                   (torch.float16 if precision == 'fp16' else torch.bfloat16))
-                row['gmacs'] = macs / 1e9
-                row['achieved_tflops'] = 2 * macs / (row['infer_ms'] / 1e3) / 1e12
-                row['matmul_tflops'] = rate / 1e12
-                row['fraction_of_matmul_rate'] = row['achieved_tflops'] / row['matmul_tflops']
-            results['rows'].append(row)
-            print_row(row)
-            del model
-            if device.type == 'cuda':
-                torch.cuda.empty_cache()
-    return results
+
+    def measure_row(cfg, precision, adamw_form, model, make, name):
+        name += ('' if adamw_form == 'foreach' or args.no_train else
+                 '+no-optimizer' if adamw_form == 'none' else f'+{adamw_form}-adamw')
+        row = dict(model=name, level=args.level, adamw=adamw_form,
+                   precision=precision, batch=args.batch, shape=list(args.shape),
+                   params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+        try:
+            row.update(measure(model, make, device, precision, args.warmup, args.iters, args.batch,
+                               train=not args.no_train, make_optimizer=optimizer_maker(adamw_form, cfg),
+                               infer=not args.no_infer))
+        except RuntimeError as err:  # e.g. a kernel without this dtype: record it, go on with the rest
+            row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0]}'
+        if args.level == 'backbone' and args.roofline and 'infer_ms' in row:
+            macs = backbone_flops(model, args.shape) * args.batch
+            rate = matmul_rate(device, torch.float32 if precision == 'fp32' else
+                               (torch.float16 if precision == 'fp16' else torch.bfloat16))
+            row['gmacs'] = macs / 1e9
+            row['achieved_tflops'] = 2 * macs / (row['infer_ms'] / 1e3) / 1e12
+            row['matmul_tflops'] = rate / 1e12
+            row['fraction_of_matmul_rate'] = row['achieved_tflops'] / row['matmul_tflops']
+        print_row(row)
+        return row
+
+    return measure_each_model(args, device, measure_row)
 
 
 HEADER = (f'{"model":<36} {"prec":<5} {"batch":>5} {"shape":>10} {"params":>8} {"infer ms":>9} {"img/s":>9} '
@@ -366,10 +361,9 @@ PRECISIONS_CHOICES = ('fp32', 'fp16', 'bf16')
 
 def main(argv=None):
     args = parse_args(argv)
-    results = run(args)
+    results = run(args)  # written to --json there
     print('machine:', json.dumps(results['machine']))
     if args.json:
-        write_json(results, args.json)
         print(f'wrote {args.json}')
     return results
 
