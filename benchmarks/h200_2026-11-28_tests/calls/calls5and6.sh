@@ -1,6 +1,0 @@
-#!/usr/bin/env bash
-# Session 14, device calls 5 and 6, as run (one command line each).
-# Call 5 (the machine of calls 3-4, warm): profile_step.py's loop after 94c0545/05f37e3, HEAD's heads.
-source benchmarks/scripts/device_call.sh && require_warm_machine && cp .gpu/matmul_resize_head_version.py mlla_mm/models/decode_heads/matmul_resize.py && mkdir -p $OUT/c5 && timeout 300 python3 benchmarks/scripts/profile_step.py --level model --config configs/segmentation/upernet_mlla_t.py --shape 512 512 --batch 8 --precision fp16 --adamw config --no-infer --peers mlla swin_t --attn-impl fast --warmup 5 --iters 5 --json $OUT/c5/profile.json 2>&1 | grep -v -E "$NOISE|warn|paramwise" > $OUT/c5/profile.log; echo "exit $? at $(elapsed) s"; head -60 $OUT/c5/profile.log | cut -c1-150
-# Call 6 (a fresh machine; the working tree's code that of HEAD, its README and a docstring edited): the heads' tests.
-source benchmarks/scripts/device_call.sh && install_or_reuse_stack && mkdir -p $OUT/c6 && git diff --stat HEAD -- mlla_mm tests; timeout 200 python3 -m pytest tests/gpu/test_matmul_resize_heads_gpu.py tests/test_matmul_resize_heads.py -v -rA -p no:cacheprovider > $OUT/c6/heads_tests.log 2>&1; echo "exit $? at $(elapsed) s"; grep -E "passed|failed" $OUT/c6/heads_tests.log | tail -3

@@ -1,0 +1,82 @@
+"""benchmarks/make_tables.py: the speed tables are generated from the results files, and --check finds stale ones."""
+import importlib.util
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADER = 'date,commit,card,torch,task,model,input,precision,measure,value,unit\n'
+ROWS = ('2026-01-02,abc1234,NVIDIA X1,9.9.0,backbone,MLLA-T fast,2x3x64x64,bf16,train_step_ms,30.00,ms\n'
+        '2026-01-02,abc1234,NVIDIA X1,9.9.0,backbone,ConvNeXt-T,2x3x64x64,bf16,train_step_ms,40.00,ms\n'
+        '2026-01-02,abc1234,NVIDIA X1,9.9.0,backbone,MLLA-T fast,2x3x64x64,bf16,peak_mem_mib,4076,MiB\n'
+        '2026-01-03,def5678,NVIDIA X1,9.9.0,upernet,MLLA-T fast (stages),8x3x32x32,fp16,throughput_img_s,7080,img/s\n'
+        '2026-01-03,def5678,NVIDIA X1,9.9.0,upernet,Swin-T,8x3x32x32,fp16,throughput_img_s,3540,img/s\n')
+
+
+def load_make_tables():
+    spec = importlib.util.spec_from_file_location('make_tables', os.path.join(ROOT, 'benchmarks', 'make_tables.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def tree(tmp_path):
+    results = tmp_path / 'results'
+    results.mkdir()
+    (results / 'x1_torch-9.9.0.csv').write_text(HEADER + ROWS)
+    readme = tmp_path / 'README.md'
+    readme.write_text('# title\n\n<!-- speed-table:start -->\nold\n<!-- speed-table:end -->\n\nafter\n')
+    speed = tmp_path / 'speed.md'
+    speed.write_text('# Speed\n<!-- speed-tables:start -->\n<!-- speed-tables:end -->\n')
+    args = ['--results', str(results), '--readme', str(readme), '--speed-doc', str(speed)]
+    return results, readme, speed, args
+
+
+def test_tables_come_from_the_results_file_and_check_sees_staleness(tree):
+    make_tables = load_make_tables()
+    results, readme, speed, args = tree
+    assert make_tables.main(args + ['--check']) == 1  # 'old' is not the generated table
+    assert make_tables.main(args) == 0
+    text = readme.read_text()
+    assert text.startswith('# title\n\n<!-- speed-table:start -->\n| what |') and text.endswith('\nafter\n')
+    assert 'old' not in text
+    assert ('| backbone train step, 2x3x64x64 bf16 | 30.00 ms | ConvNeXt-T: 40.00 ms | 0.75x | X1, torch 9.9.0 | '
+            '2026-01-02, abc1234 |') in text
+    assert ('| UperNet inference throughput, 8x3x32x32 fp16 | 7,080 img/s (stages) | Swin-T: 3,540 img/s | 2.00x |'
+            in text)
+    assert 'peak memory' not in text  # the README shows the headline measures only
+    doc = speed.read_text()
+    assert '4,076 MiB' in doc and 'From `benchmarks/results/x1_torch-9.9.0.csv`.' in doc
+    assert max(len(line) for line in doc.splitlines() if not line.startswith('|')) <= 120
+    assert ('# UperNet 8x3x32x32 fp16, inference\npython tools/analysis/benchmark.py --level model --config '
+            'configs/segmentation/upernet_mlla_t.py --shape 32 32 --batch 8 --precision fp16 --peers swin_t mlla '
+            '--attn-impl fast --no-train\n') in doc.replace(' \\\n    ', ' ')
+    assert make_tables.main(args + ['--check']) == 0
+    before = (readme.read_text(), speed.read_text())
+    assert make_tables.main(args) == 0
+    assert (readme.read_text(), speed.read_text()) == before  # deterministic
+
+    (results / 'x1_torch-9.9.0.csv').write_text(HEADER + ROWS.replace('30.00', '31.00'))
+    assert make_tables.main(args + ['--check']) == 1
+    assert (readme.read_text(), speed.read_text()) == before  # --check writes nothing
+
+
+def test_bad_results_and_missing_markers_are_named(tree, capsys):
+    make_tables = load_make_tables()
+    results, readme, speed, args = tree
+    (results / 'x1_torch-9.9.0.csv').write_text(HEADER + ROWS.replace('train_step_ms,30.00', 'train_ms,30.00'))
+    assert make_tables.main(args) == 2
+    assert "x1_torch-9.9.0.csv:2: measure 'train_ms'" in capsys.readouterr().err
+    (results / 'x1_torch-9.9.0.csv').write_text('date,value\n' + ROWS)
+    assert make_tables.main(args) == 2
+    assert 'x1_torch-9.9.0.csv: the header must be' in capsys.readouterr().err
+    (results / 'x1_torch-9.9.0.csv').write_text(HEADER + ROWS)
+    readme.write_text('no markers\n')
+    assert make_tables.main(args) == 2
+    assert f'{readme}: needs exactly one <!-- speed-table:start -->' in capsys.readouterr().err
+    assert readme.read_text() == 'no markers\n'
+
+
+def test_repository_tables_are_up_to_date():
+    assert load_make_tables().main(['--check']) == 0, 'run python benchmarks/make_tables.py'
