@@ -482,3 +482,11 @@ def test_codecs_other_than_latin1_are_refused(tmp_path):
     torch.save({'payload': raw}, tmp_path / 'codec.pth', pickle_module=RAW_PICKLE, pickle_protocol=2)
     with pytest.raises(RuntimeError, match=r'codec\.pth.*rot13'):
         safe_torch_load(tmp_path / 'codec.pth')
+
+
+def test_safetensors_files_load_as_before(tmp_path):
+    pytest.importorskip('safetensors')
+    from safetensors.torch import save_file
+    state = {'weight': torch.arange(4.0)}
+    save_file(state, str(tmp_path / 'weights.safetensors'))
+    assert torch.equal(safe_torch_load(tmp_path / 'weights.safetensors')['weight'], state['weight'])
