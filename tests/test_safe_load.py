@@ -11,6 +11,7 @@ import os.path as osp
 import pickle
 import runpy
 import struct
+import sys
 import tarfile
 import types
 from collections import Counter
@@ -251,7 +252,8 @@ def write_tiny_coco(root):
     return root / 'val' / 'a.png'
 
 
-def _tool_main(name):
+def _tool_main(name, monkeypatch):
+    monkeypatch.setattr(sys, 'path', list(sys.path))  # the tool adds the checkout to sys.path
     return runpy.run_path(osp.join(REPO, 'tools', name), run_name='mlla_mm_tool')['main']
 
 
@@ -267,15 +269,18 @@ def open_with(entry, checkpoint, tmp_path, monkeypatch):
     elif entry == 'tools_test':
         monkeypatch.chdir(tmp_path)
         write_tiny_coco(tmp_path / 'data' / 'demo' / 'coco')
-        _tool_main('test.py')([DET_DEMO, str(checkpoint), '--work-dir', str(tmp_path / 'work_test'), '--cfg-options',
-                               'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
-                               'test_dataloader.batch_size=1', *TINY_DETECTOR])
+        main = _tool_main('test.py', monkeypatch)
+        main([DET_DEMO, str(checkpoint), '--work-dir', str(tmp_path / 'work_test'), '--cfg-options',
+              'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+              'test_dataloader.batch_size=1', *TINY_DETECTOR])
     elif entry == 'tools_demo':
         image = write_tiny_coco(tmp_path / 'images')
-        _tool_main('demo.py')([str(image), DET_DEMO, str(checkpoint), '--out', str(tmp_path / 'pictures'),
-                               '--device', 'cpu', '--cfg-options', *TINY_DETECTOR])
+        main = _tool_main('demo.py', monkeypatch)
+        main([str(image), DET_DEMO, str(checkpoint), '--out', str(tmp_path / 'pictures'), '--device', 'cpu',
+              '--cfg-options', *TINY_DETECTOR])
     elif entry == 'tools_convert_checkpoint':
-        _tool_main('convert_checkpoint.py')([str(checkpoint), str(tmp_path / 'converted.pth'), '--arch', 'tiny'])
+        main = _tool_main('convert_checkpoint.py', monkeypatch)
+        main([str(checkpoint), str(tmp_path / 'converted.pth'), '--arch', 'tiny'])
     else:
         raise ValueError(entry)
 

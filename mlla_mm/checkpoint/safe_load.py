@@ -16,7 +16,6 @@ beside their weights: a training config of a class the user has not installed (y
   this load created; see :class:`RestrictedUnpickler`.
 """
 import codecs
-import inspect
 import io
 import os
 import pickle
@@ -224,8 +223,8 @@ def allowed_globals(replaced: Set[str] = None) -> Dict[str, Any]:
 
 
 def _is_code_or_namespace(obj: Any) -> bool:
-    """Classes, modules and functions: objects shared by the whole process, never changed by a load."""
-    return isinstance(obj, types.ModuleType) or inspect.isroutine(obj) or callable(obj)
+    """Modules and anything callable (classes, functions, methods): shared by the whole process."""
+    return isinstance(obj, types.ModuleType) or callable(obj)
 
 
 class RestrictedUnpickler(pickle._Unpickler):
