@@ -2,11 +2,11 @@
 import os
 from collections import OrderedDict
 from typing import Dict, List, Tuple
-from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
 
+from .download import download_checkpoint, is_url
 from .safe_load import safe_torch_load, unwrap_state_dict
 
 # Wrappers that prefix keys: DataParallel / DDP ('module.') and a whole detector or segmentor ('backbone.').
@@ -84,14 +84,11 @@ def load_backbone_weights(module: nn.Module, weights: Dict[str, torch.Tensor], s
 
 
 def resolve_checkpoint(path_or_url: str) -> str:
-    """A local file for ``path_or_url``: URLs are downloaded once into torch's hub cache."""
-    if not path_or_url.startswith(('http://', 'https://')):
+    """A local file for ``path_or_url``: URLs are downloaded once into the checkpoint cache
+    (:func:`mlla_mm.checkpoint.download.download_checkpoint`; ``#sha256=<hex>`` after a URL is checked)."""
+    if not is_url(path_or_url):
         return path_or_url
-    cached = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(urlparse(path_or_url).path))
-    if not os.path.isfile(cached):
-        os.makedirs(os.path.dirname(cached), exist_ok=True)
-        torch.hub.download_url_to_file(path_or_url, cached)
-    return cached
+    return download_checkpoint(path_or_url)
 
 
 def load_pretrained_backbone(module: nn.Module, path_or_url: str) -> str:

@@ -4,15 +4,15 @@ mmengine 0.10.7 reads checkpoints with plain ``torch.load(file)``. Since torch 2
 ``weights_only=True``, which rejects mmengine's own checkpoints (their message hub holds ``HistoryBuffer`` objects
 and numpy scalars), so ``resume`` and ``load_from`` fail. Passing ``weights_only=False`` would let any downloaded
 file run code. Here the loaders of local files and of http(s) URLs are replaced by ones that use
-:func:`mlla_mm.checkpoint.safe_torch_load`: torch's restricted unpickler plus known plain-data classes.
+:func:`mlla_mm.checkpoint.safe_torch_load` (a restricted unpickler; TorchScript and legacy tar files refused), and
+URLs are fetched with :func:`mlla_mm.checkpoint.download.download_checkpoint` (one cache entry per URL).
 """
 import os
 
-import torch
 from mmengine.dist import get_dist_info
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..checkpoint.official import resolve_checkpoint
+from ..checkpoint.download import download_checkpoint
 from ..checkpoint.safe_load import safe_torch_load
 
 
@@ -24,14 +24,12 @@ def load_local_checkpoint(filename, map_location=None):
 
 
 def load_url_checkpoint(filename, map_location=None):
-    # Download on rank 0 first so that the other ranks find the file in the cache.
-    rank, world_size = get_dist_info()
-    if rank == 0:
-        path = resolve_checkpoint(filename)
-    if world_size > 1:
-        torch.distributed.barrier()
-        if rank > 0:
-            path = resolve_checkpoint(filename)
+    """Download ``filename`` (an http(s) URL) into the checkpoint cache and load it safely.
+
+    Every rank calls the download: a file lock lets one process per machine download while the others wait and
+    then reuse the file, so no barrier is needed (and a failed download fails every rank alike).
+    """
+    path = download_checkpoint(filename, quiet=get_dist_info()[0] != 0)
     return safe_torch_load(path, map_location=map_location)
 
 
