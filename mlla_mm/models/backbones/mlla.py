@@ -46,7 +46,8 @@ class MLLA(BaseModule):
         arch (str | dict): ``'tiny'``/``'t'``, ``'small'``/``'s'``, ``'base'``/``'b'``, or a dict with
             ``embed_dims`` (int), ``depths`` and ``num_heads`` (one int per stage). Defaults to ``'tiny'``.
         in_channels (int): Image channels. Defaults to 3.
-        patch_size (int): Stride of the stem. Defaults to 4.
+        patch_size (int): Stride of the stem: 4, its two stride-2 convolutions (as in the official model).
+            Defaults to 4.
         mlp_ratio (float): MLP hidden size over the channels. Defaults to 4.
         qkv_bias (bool): Bias in the query/key projections. Defaults to True.
         drop_rate (float): Dropout in the MLPs. Defaults to 0.
