@@ -1,11 +1,12 @@
 """The options of MLLA's fast path (``MLLA(fast_cfg=...)``): their defaults and their checks."""
-from typing import Any, Dict, Optional
+from types import MappingProxyType
+from typing import Any, Dict, Mapping, Optional
 
 # compile_stages: each stage's blocks as one compiled call in training and inference ('all'), in training only
 # ('train'), or never (False: one compiled call per block).
 COMPILE_STAGES = ('all', 'train', False)
 
-FAST_CFG_DEFAULTS: Dict[str, Any] = dict(
+FAST_CFG_DEFAULTS: Mapping[str, Any] = MappingProxyType(dict(
     cuda_graphs=True,  # replay the compiled kernels as CUDA graphs
     triton_dwconv=False,  # the blocks' depthwise convolutions through this project's Triton kernels
     compile_convs=False,  # the stem's and the patch mergings' convolutions compiled (when not compiled whole)
@@ -13,7 +14,7 @@ FAST_CFG_DEFAULTS: Dict[str, Any] = dict(
     compile_backbone=True,  # the whole backbone as one compiled call, for sides that are multiples of 32
     compile=True,  # False: the fused functions run eagerly, nothing is compiled
     strict=False,  # True: a compiler failure raises instead of falling back to a slower path
-)
+))
 
 
 def check_fast_cfg(fast_cfg: Optional[Dict[str, Any]]) -> Dict[str, Any]:
