@@ -19,6 +19,8 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+# Counted on the official downstream backbone (LeapLabTHU/MLLA's detection MLLA, output norms of all four stages,
+# no classifier head), not on this code.
 @pytest.mark.parametrize('arch,expected', [('tiny', 23_880_096), ('small', 42_502_944), ('base', 95_216_304),
                                            ('t', 23_880_096), ('b', 95_216_304)])
 def test_parameter_counts_equal_the_official_backbones(arch, expected):
@@ -48,10 +50,68 @@ def test_out_indices_select_stages_and_their_norms():
     (dict(arch=dict(embed_dims=18, depths=[1, 1], num_heads=[1, 1])), ValueError, 'divisible'),
     (dict(arch=SMALL_ARCH, out_indices=(4,)), ValueError, 'out_indices'),
     (dict(arch=SMALL_ARCH, frozen_stages=5), ValueError, 'frozen_stages'),
+    (dict(arch=dict(SMALL_ARCH, embed_dims=0)), ValueError, 'embed_dims must be a positive integer, got 0'),
+    (dict(arch=dict(SMALL_ARCH, embed_dims=-16)), ValueError, 'embed_dims must be a positive integer, got -16'),
+    (dict(arch=dict(SMALL_ARCH, embed_dims=16.5)), ValueError, 'embed_dims must be a positive integer, got 16.5'),
+    (dict(arch=dict(SMALL_ARCH, depths=[1, 0, 1, 1])), ValueError, 'depths must be a positive integer, got 0'),
+    (dict(arch=dict(SMALL_ARCH, depths=[1, -2, 1, 1])), ValueError, 'depths must be a positive integer, got -2'),
+    (dict(arch=dict(SMALL_ARCH, depths=4)), ValueError, 'depths must be a non-empty list'),
+    (dict(arch=dict(SMALL_ARCH, num_heads=[1, 0, 4, 8])), ValueError, 'num_heads must be a positive integer'),
+    (dict(arch=dict(SMALL_ARCH, num_heads=[1, -2, 4, 8])), ValueError, 'num_heads must be a positive integer'),
+    (dict(arch=SMALL_ARCH, patch_size=0), ValueError, 'patch_size must be 4'),
+    (dict(arch=SMALL_ARCH, patch_size=-4), ValueError, 'patch_size must be 4'),
+    (dict(arch=SMALL_ARCH, in_channels=0), ValueError, 'in_channels must be a positive integer, got 0'),
+    (dict(arch=SMALL_ARCH, in_channels=-3), ValueError, 'in_channels must be a positive integer, got -3'),
+    (dict(arch=SMALL_ARCH, out_indices=(0, 1.0)), ValueError, 'out_indices must hold integers, got 1.0'),
+    (dict(arch=SMALL_ARCH, out_indices=('1',)), ValueError, "out_indices must hold integers, got '1'"),
+    (dict(arch=SMALL_ARCH, frozen_stages=1.5), ValueError, 'frozen_stages must be an integer .* got 1.5'),
+    (dict(arch=SMALL_ARCH, frozen_stages='1'), ValueError, "frozen_stages must be an integer .* got '1'"),
 ])
 def test_bad_arguments_are_named(kwargs, error, fragment):
     with pytest.raises(error, match=fragment):
         MLLA(**kwargs)
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float16, torch.bfloat16])
+def test_an_input_of_another_dtype_than_the_weights_is_named(dtype):
+    """Outside autocast an input must have the weights' dtype; the error says which dtypes met and what to do."""
+    model = MLLA(SMALL_ARCH).eval()
+    with pytest.raises(ValueError, match=fr'MLLA got a {dtype} input for its torch.float32 weights outside autocast: '
+                                         r'.*model.to\(' + str(dtype).replace('.', r'\.')):
+        model(torch.randn(1, 3, 32, 32, dtype=dtype))
+
+
+def test_float64_input_under_autocast_is_named():
+    with pytest.raises(ValueError, match='torch.float64 input for its torch.float32 weights under autocast'):
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            MLLA(SMALL_ARCH).eval()(torch.randn(1, 3, 32, 32, dtype=torch.float64))
+
+
+def test_a_half_precision_model_outside_autocast_is_named_on_the_plain_path():
+    """The plain path computes RoPE in float32, as the official model does: half precision runs under autocast."""
+    model = MLLA(SMALL_ARCH, attn_impl='plain').eval().to(torch.bfloat16)
+    with pytest.raises(ValueError, match='torch.bfloat16 model and input outside autocast.*torch.autocast'):
+        model(torch.randn(1, 3, 32, 32, dtype=torch.bfloat16))
+
+
+@pytest.mark.parametrize('dtype,attn_impl', [(torch.float64, 'plain'), (torch.float64, 'fast'),
+                                             (torch.bfloat16, 'fast')])
+def test_matching_dtypes_and_autocast_run(dtype, attn_impl):
+    """A model converted to the input's dtype runs; so does a float32 model on half inputs under autocast."""
+    torch.manual_seed(0)
+    model = MLLA(SMALL_ARCH, attn_impl=attn_impl).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        reference = model(x)
+        converted = model.to(dtype)(x.to(dtype))
+        model.float()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            autocast = model(x.to(torch.float16))
+    for out, ref in zip(converted, reference):
+        assert out.dtype == dtype
+        torch.testing.assert_close(out.float(), ref, rtol=5e-2, atol=5e-2)
+    for out, ref in zip(autocast, reference):
+        torch.testing.assert_close(out.float(), ref, rtol=1e-1, atol=1e-1)
 
 
 @pytest.mark.parametrize('bad_input,fragment', [

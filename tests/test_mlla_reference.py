@@ -1,11 +1,13 @@
-"""The backbone against the official implementation's numbers, and its gradients against finite differences."""
+"""The backbone against the official implementation's numbers, on the plain path and on the fast path (eagerly, as
+it runs on the CPU), and its gradients against finite differences."""
 from pathlib import Path
 
 import pytest
 import torch
 
 from mlla_mm import MLLA
-from mlla_mm.models.layers import rope_tables
+from mlla_mm.models.fast import functional_block, runner
+from mlla_mm.models.layers import rope, rope_tables
 from reference_weights import REFERENCE_CASES, fill_reference_weights, reference_input, reference_loss
 
 REFERENCE = torch.load(Path(__file__).parent / 'data' / 'official_reference.pt', weights_only=True)
@@ -15,9 +17,9 @@ def max_relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return float((actual.double() - expected.double()).abs().max() / expected.double().abs().max())
 
 
-def run_case(case: str, dtype: torch.dtype):
+def run_case(case: str, dtype: torch.dtype, attn_impl: str = 'plain'):
     spec = REFERENCE_CASES[case]
-    model = MLLA(spec['arch'], drop_path_rate=0.).eval()
+    model = MLLA(spec['arch'], drop_path_rate=0., attn_impl=attn_impl, fast_cfg=dict(compile=False)).eval()
     fill_reference_weights(model)
     model.to(dtype)
     x = reference_input(case).to(dtype).requires_grad_(True)
@@ -26,15 +28,70 @@ def run_case(case: str, dtype: torch.dtype):
     return outputs, x.grad
 
 
-@pytest.mark.parametrize('case', sorted(REFERENCE_CASES))
-@pytest.mark.parametrize('dtype,tolerance', [(torch.float32, 1e-5), (torch.float64, 1e-6)])
-def test_outputs_and_input_gradients_match_official(case, dtype, tolerance):
-    outputs, input_grad = run_case(case, dtype)
+def assert_matches_official(case, outputs, input_grad, tolerance):
     expected = REFERENCE[case]
     assert [o.shape for o in outputs] == [o.shape for o in expected['outputs']]
     for stage, (out, ref) in enumerate(zip(outputs, expected['outputs'])):
         assert max_relative_error(out, ref) < tolerance, f'stage {stage} output'
     assert max_relative_error(input_grad, expected['input_grad']) < tolerance
+
+
+@pytest.fixture
+def fused_block_calls(monkeypatch):
+    """Counts the calls of the fast path's fused block function."""
+    calls = []
+    real_block = runner.mlla_block
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real_block(*args, **kwargs)
+
+    monkeypatch.setattr(runner, 'mlla_block', counted)
+    return calls
+
+
+@pytest.mark.parametrize('case', sorted(REFERENCE_CASES))
+@pytest.mark.parametrize('dtype,tolerance', [(torch.float32, 1e-5), (torch.float64, 1e-6)])
+def test_outputs_and_input_gradients_match_official(case, dtype, tolerance):
+    assert_matches_official(case, *run_case(case, dtype), tolerance)
+
+
+@pytest.mark.parametrize('case,dtype,tolerance', [
+    *(pytest.param(case, torch.float32, 1e-5, id=f'{case}-float32') for case in sorted(REFERENCE_CASES)),
+    *(pytest.param(case, torch.float64, 1e-6, id=f'{case}-float64') for case in ('tiny_67x93', 'custom_2x45x130'))])
+def test_fast_path_matches_official(case, dtype, tolerance, fused_block_calls):
+    """The fast path's fused functions (not the reference modules: the calls are counted) against the official
+    numbers, so that an error both paths share (in RoPE, say) cannot hide behind their agreement."""
+    outputs, input_grad = run_case(case, dtype, attn_impl='fast')
+    arch = REFERENCE_CASES[case]['arch']
+    depths = MLLA.arch_zoo[arch]['depths'] if isinstance(arch, str) else arch['depths']
+    assert len(fused_block_calls) == sum(depths), 'every block ran through the fast path'
+    assert_matches_official(case, outputs, input_grad, tolerance)
+
+
+def _swapped_rope_angles(height, width, channels, device):
+    """RoPE's angles with rows and columns swapped: the first quarter of the pairs turned by the column index."""
+    angles = REAL_ROPE_ANGLES(height, width, channels, device)
+    half = angles.shape[-1] // 2
+    return torch.cat([angles[:, half:], angles[:, :half]], dim=-1)
+
+
+REAL_ROPE_ANGLES = rope.rope_angles
+
+
+@pytest.mark.parametrize('attn_impl', ['plain', 'fast'])
+def test_a_rope_row_column_swap_fails_the_comparison(attn_impl, monkeypatch):
+    """Guards the comparison itself: with RoPE's rows and columns swapped in the shared RoPE code, neither path
+    matches the fixture (a swap both paths share passes every test that only compares them with each other)."""
+    for cache in (rope_tables, functional_block.cached_rope_tables):
+        cache.cache_clear()
+    monkeypatch.setattr(rope, 'rope_angles', _swapped_rope_angles)
+    try:
+        outputs, _ = run_case('tiny_67x93', torch.float32, attn_impl)
+    finally:
+        for cache in (rope_tables, functional_block.cached_rope_tables):
+            cache.cache_clear()
+    assert max_relative_error(outputs[0], REFERENCE['tiny_67x93']['outputs'][0]) > 1e-4
 
 
 def test_reference_weights_change_the_output():

@@ -1,4 +1,4 @@
-"""The Triton depthwise-convolution kernels (mlla_mm/models/layers/triton_dwconv.py) against ``F.conv2d``.
+"""The Triton depthwise-convolution kernels (mlla_mm/models/fast/triton_dwconv.py) against ``F.conv2d``.
 
 On a machine without a GPU the kernels run in Triton's interpreter (``TRITON_INTERPRET=1``), which executes the
 same kernel code on the CPU. The interpreter is chosen when the kernels are defined, so the comparisons run in a
@@ -13,7 +13,7 @@ import textwrap
 import pytest
 import torch
 
-from mlla_mm.models.layers import triton_dwconv
+from mlla_mm.models.fast import triton_dwconv
 
 pytestmark = pytest.mark.skipif(not triton_dwconv.available(), reason='needs Triton')
 
@@ -26,7 +26,7 @@ CHILD = textwrap.dedent('''
     import json, sys
     import torch
     import torch.nn.functional as F
-    from mlla_mm.models.layers import triton_dwconv
+    from mlla_mm.models.fast import triton_dwconv
 
     results = []
     for batch, height, width, channels in json.loads(sys.argv[1]):

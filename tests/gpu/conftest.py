@@ -1,9 +1,8 @@
 """Shared by the GPU tests: with ``MLLA_GPU_FAILURES=PATH``, each failure's report is appended to PATH the moment
 it arrives, not only in pytest's summary at the end.
 
-Why: the device calls run these tests under a deadline, and when it interrupts pytest with several xdist workers,
-the summary (which holds the tracebacks) is lost: so it was for two failures on an H100 in the seventh session of
-2026-11-27, whose cause is still unknown (benchmarks/h100_2026-11-27_head/README.md).
+Why: when a run with several xdist workers is interrupted (a time limit, say), pytest's summary, which holds the
+tracebacks, is lost.
 """
 import os
 

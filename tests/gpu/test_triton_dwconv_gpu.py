@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlla_mm.models.layers import triton_dwconv
-from mlla_mm.models.layers.dwconv import dwconv3x3_tokens
+from mlla_mm.models.fast import triton_dwconv
+from mlla_mm.models.fast.dwconv import dwconv3x3_tokens
 
 pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() and triton_dwconv.available()),
                                 reason='needs CUDA and Triton')

@@ -1,6 +1,7 @@
 """The MLLA backbone for OpenMMLab dense prediction (mmdet, mmseg)."""
 import copy
-from typing import Dict, List, Sequence, Tuple, Union
+import numbers
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -10,8 +11,26 @@ from timm.layers import trunc_normal_
 
 from ...checkpoint import load_pretrained_backbone
 from ...registry import register_model
+from .. import fast
 from ..layers import MLLAStage, Stem
-from ..layers.fast_block import backbone_compiles, check_attn_impl, run_backbone_fast, use_fast_path
+
+ATTN_IMPLS = ('auto', 'plain', 'fast')
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _positive_int(name: str, value) -> int:
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f'{name} must be a positive integer, got {value!r}')
+    return int(value)
+
+
+def _positive_ints(name: str, values) -> List[int]:
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f'{name} must be a non-empty list with one positive integer per stage, got {values!r}')
+    return [_positive_int(name, value) for value in values]
 
 
 @register_model()
@@ -27,7 +46,8 @@ class MLLA(BaseModule):
         arch (str | dict): ``'tiny'``/``'t'``, ``'small'``/``'s'``, ``'base'``/``'b'``, or a dict with
             ``embed_dims`` (int), ``depths`` and ``num_heads`` (one int per stage). Defaults to ``'tiny'``.
         in_channels (int): Image channels. Defaults to 3.
-        patch_size (int): Stride of the stem. Defaults to 4.
+        patch_size (int): Stride of the stem: 4, its two stride-2 convolutions (as in the official model).
+            Defaults to 4.
         mlp_ratio (float): MLP hidden size over the channels. Defaults to 4.
         qkv_bias (bool): Bias in the query/key projections. Defaults to True.
         drop_rate (float): Dropout in the MLPs. Defaults to 0.
@@ -39,47 +59,33 @@ class MLLA(BaseModule):
             use and keep their running statistics. Defaults to False.
         with_cp (bool): Gradient checkpointing of every block: less memory, about a third more compute.
             Defaults to False.
-        attn_impl (str): How the blocks compute: ``'plain'`` (module by module: the reference, and the CPU
-            path), ``'fast'`` (one fused function per block, compiled by ``torch.compile`` on CUDA; set
-            ``MLLA_FAST_COMPILE=0`` to run it eagerly), or ``'auto'``: fast for CUDA inputs, plain otherwise. The
-            weights and state-dict keys are the same for all three. Defaults to ``'auto'``. The fast path
-            compiles when it first meets a shape and dtype: minutes for the first training step on a cold
-            cache (Inductor keeps its cache in ``TORCHINDUCTOR_CACHE_DIR``; README, Speed); pass ``'plain'``
-            to skip that for a short job. On the fast path the stem and patch merging also run channels-last,
-            so their BatchNorms and convolutions need no layout conversions.
-        cuda_graphs (bool): On the fast path, replay each block's compiled kernels as CUDA graphs (recorded once
-            per input shape), which removes the kernel-launch overhead that otherwise dominates on a GPU. Not
-            combined with ``with_cp``. Gradient accumulation over steps (no ``zero_grad`` in between, as
-            mmengine's ``accumulative_counts`` does) is supported: see :meth:`forward`. Defaults to True.
-        triton_dwconv (bool): On the fast path, run the blocks' 3x3 depthwise convolutions through this project's
-            Triton kernels (:mod:`mlla_mm.models.layers.triton_dwconv`) instead of cuDNN: 2-3x less GPU time per
-            convolution on an H100 (benchmarks/scripts/bench_dwconv.py). Off by default until a training step
-            with it is measured faster (README, Speed). Defaults to False.
-        compile_convs (bool): On the fast path, run the convolutions of the stem and the patch merging through
-            ``torch.compile`` (their BatchNorms and activations fuse). Off by default, as ``triton_dwconv``.
-            Defaults to False.
-        compile_stages (bool | str): On the fast path, run each stage's blocks as one compiled call, the block a
-            nested compile region (compiled once per width, and called once per block). ``'all'`` (the default):
-            in training and in inference. ``True`` (or ``'train'``): in training only, where a step then replays 8
-            CUDA graphs instead of one per block, forward and backward (36 for MLLA-T), and checks Dynamo's guards
-            4 times instead of 18; inference keeps one compiled call per block, which compiles one graph for all
-            widths up to 256 channels and one above, instead of one per stage width. ``False``: one compiled call
-            per block. Why: on an H100 the fast path waits on the host (README, Speed). Needs torch >= 2.8
-            (``torch.compiler.nested_compile_region``); without it, or should it fail to compile, the blocks are
-            compiled one by one. Measured on an H100 (2026-11-27, same process each): MLLA-T's 2x800x1344 bf16
-            backbone train step 37.8 ms against 48.5 ms one block per call, the Mask R-CNN fp16 train step 110.4 ms
-            against 142.9 ms; batch-1 bf16 inference 7.6 ms against 9.2 ms at 800x1344, 5.5 ms against 9.4 ms at
-            512x512 (README, Speed). Defaults to ``'all'``.
-        compile_backbone (bool): On the fast path, run the whole backbone (stem, stages, patch merging, output
-            norms) as one compiled call, replayed as one CUDA graph forward and one backward: for inputs whose sides
-            are multiples of 32 (``patch_size * 2 ** (stages - 1)``; mmdet's configs pad every batch to such
-            sizes, mmseg's their training crops), without ``with_cp``; other inputs (mmseg's whole-image test
-            inputs, for one) run stage by stage (``compile_stages``), and so does everything should it fail to
-            compile. Why: the eager stem and patch merging between the compiled stages left the train step
-            waiting on the host. Measured on an H100 (2026-11-27, same process each, against
-            ``compile_stages='all'`` alone): MLLA-T's 2x800x1344 bf16 backbone train step 37.4 ms against 40.7 ms,
-            its inference 8.9 ms against 11.9 ms, 128x224x224 fp16 inference 5,955 against 4,592 images/s
-            (README, Speed). Defaults to True.
+        attn_impl (str): How the backbone computes, chosen once per forward: ``'plain'`` (module by module: the
+            reference), ``'fast'`` (:mod:`mlla_mm.models.fast`: each block as one fused function, compiled by
+            ``torch.compile`` on CUDA and replayed as CUDA graphs, eager elsewhere), or ``'auto'``: fast for CUDA
+            inputs, plain otherwise. The weights and state-dict keys are the same. The fast path has no dropout:
+            training with ``drop_rate > 0`` runs plain. It compiles when it first meets a shape and dtype, minutes
+            for the first step on a cold cache (Inductor keeps it in ``TORCHINDUCTOR_CACHE_DIR``); ``'plain'``
+            skips that for a short job. Defaults to ``'auto'``.
+        fast_cfg (dict, optional): Options of the fast path, each optional (unknown keys raise a ValueError):
+
+            - ``cuda_graphs`` (True): replay the compiled kernels as CUDA graphs, which removes the kernel-launch
+              overhead that otherwise bounds a fast GPU. Off with ``with_cp``. Gradient accumulation over steps
+              (no ``zero_grad`` in between) is supported.
+            - ``triton_dwconv`` (False): the blocks' 3x3 depthwise convolutions through this project's Triton
+              kernels (:mod:`mlla_mm.models.fast.triton_dwconv`) instead of cuDNN.
+            - ``compile_convs`` (False): the convolutions of the stem and the patch merging compiled (their
+              BatchNorms and activations fuse), where the backbone is not compiled whole.
+            - ``compile_stages`` (``'all'``): each stage's blocks as one compiled call, the block a nested compile
+              region: ``'all'`` in training and inference, ``'train'`` in training only, ``False`` one compiled
+              call per block. Fewer calls leave the host less to do per step. Needs torch >= 2.8
+              (``torch.compiler.nested_compile_region``); without it the blocks are compiled one by one.
+            - ``compile_backbone`` (True): the whole backbone (stem, stages, patch merging, output norms) as one
+              compiled call, for inputs whose sides are multiples of 32 (mmdet pads its batches to those, mmseg
+              its training crops), without ``with_cp``; other inputs run stage by stage.
+            - ``compile`` (True): False runs the fused functions eagerly, without ``torch.compile``.
+            - ``strict`` (False): a compiler failure raises instead of falling back to a slower path (tests).
+
+            Defaults to None (all defaults).
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official or
             mmengine checkpoints (see :func:`mlla_mm.checkpoint.load_pretrained_backbone`); other
             initialisers of mmengine apply as usual. Defaults to None (the official initialisation).
@@ -104,11 +110,7 @@ class MLLA(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  attn_impl: str = 'auto',
-                 cuda_graphs: bool = True,
-                 triton_dwconv: bool = False,
-                 compile_convs: bool = False,
-                 compile_stages: Union[bool, str] = 'all',
-                 compile_backbone: bool = True,
+                 fast_cfg: Optional[Dict] = None,
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -121,16 +123,20 @@ class MLLA(BaseModule):
             if dims % heads or dims % 4:
                 raise ValueError(f'arch: stage channels must be divisible by their heads and by 4 (RoPE rotates '
                                  f'channel pairs by row and by column); got {dims} channels, {heads} heads')
-        self.in_channels = in_channels
+        self.in_channels = _positive_int('in_channels', in_channels)
+        if not _is_int(patch_size) or patch_size != 4:
+            raise ValueError(f'patch_size must be 4 (the stem downsamples by 4 with two stride-2 convolutions, as in '
+                             f'the official model), got {patch_size!r}')
         self.out_indices = self._parse_out_indices(out_indices)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}], got {frozen_stages}')
+        if not _is_int(frozen_stages) or not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be an integer in [-1, {self.num_stages}], got {frozen_stages!r}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.attn_impl = check_attn_impl(attn_impl)
-        self.cuda_graphs = cuda_graphs
-        self.compile_convs = compile_convs
-        self.compile_backbone = compile_backbone
+        if attn_impl not in ATTN_IMPLS:
+            raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
+        self.attn_impl = attn_impl
+        self.fast_cfg = fast.check_fast_cfg(fast_cfg)
+        self.drop_rate = drop_rate
         self.with_cp = with_cp
 
         self.patch_embed = Stem(in_channels, embed_dims, patch_size)
@@ -141,11 +147,8 @@ class MLLA(BaseModule):
             first = sum(depths[:i])
             self.layers.append(
                 MLLAStage(dims, depth, heads, drop_path=block_drop_paths[first:first + depth],
-                          downsample=i < self.num_stages - 1, with_cp=with_cp, attn_impl=attn_impl,
-                          cuda_graphs=cuda_graphs, triton_dwconv=triton_dwconv, compile_convs=compile_convs,
-                          compile_stages=compile_stages,
-                          mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
-                          residual_masks=drop_path_rate > 0))
+                          downsample=i < self.num_stages - 1, with_cp=with_cp, mlp_ratio=mlp_ratio,
+                          qkv_bias=qkv_bias, drop=drop_rate))
         for i in self.out_indices:  # one LayerNorm per returned feature map, named as in the official code
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
 
@@ -163,17 +166,21 @@ class MLLA(BaseModule):
         required = {'embed_dims', 'depths', 'num_heads'}
         if set(arch) != required:
             raise KeyError(f'arch dict needs exactly the keys {sorted(required)}, got {sorted(arch)}')
-        if len(arch['depths']) != len(arch['num_heads']):
-            raise ValueError(f'arch: depths {list(arch["depths"])} and num_heads {list(arch["num_heads"])} '
-                             f'must give one value per stage')
-        return {'embed_dims': int(arch['embed_dims']), 'depths': list(arch['depths']),
-                'num_heads': list(arch['num_heads'])}
+        embed_dims = _positive_int('arch: embed_dims', arch['embed_dims'])
+        depths, num_heads = (_positive_ints(f'arch: {key}', arch[key]) for key in ('depths', 'num_heads'))
+        if len(depths) != len(num_heads):
+            raise ValueError(f'arch: depths {depths} and num_heads {num_heads} must give one value per stage')
+        return {'embed_dims': embed_dims, 'depths': depths, 'num_heads': num_heads}
 
     def _parse_out_indices(self, out_indices: Sequence[int]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
+        if _is_int(out_indices):
             out_indices = [out_indices]
         indices = []
+        if not isinstance(out_indices, (list, tuple)):
+            raise ValueError(f'out_indices must be an int or a sequence of ints, got {out_indices!r}')
         for i in out_indices:
+            if not _is_int(i):
+                raise ValueError(f'out_indices must hold integers, got {i!r} in {out_indices!r}')
             if not -self.num_stages <= i < self.num_stages:
                 raise ValueError(f'out_indices: {i} is out of range for {self.num_stages} stages')
             indices.append(i % self.num_stages)
@@ -242,58 +249,40 @@ class MLLA(BaseModule):
                              f'got {x.dtype} of shape {tuple(x.shape)}')
         if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
             raise ValueError(f'MLLA got an empty input of shape {tuple(x.shape)}')
-
-    def _move_accumulated_grads_out_of_graphs(self):
-        """Copy gradients still held from the last backward into memory of their own, before the graphs run.
-
-        Why: with CUDA graphs, the blocks' parameter gradients are handed to ``param.grad`` in the graphs' memory
-        pool, which the next replay reuses. A train step normally drops them first (``zero_grad``, as mmengine's
-        optimizer wrapper does), and this costs nothing. Accumulating over steps keeps them, and the next backward
-        would add to overwritten memory (torch stops with "accessing tensor output of CUDAGraphs that has been
-        overwritten"); copied here, before any replay of this step, they stay valid.
-        """
-        for param in self.parameters():
-            if param.grad is not None:
-                param.grad = param.grad.clone()
+        # Outside autocast the convolutions need the weights' dtype; autocast casts float32 and half inputs, never
+        # float64 ones.
+        weight_dtype = self.patch_embed.conv1.conv.weight.dtype
+        autocast = torch.is_autocast_enabled(x.device.type)
+        if x.dtype != weight_dtype and (x.dtype == torch.float64 or not autocast):
+            where = 'under autocast, which does not cast float64' if autocast else 'outside autocast'
+            raise ValueError(f'MLLA got a {x.dtype} input for its {weight_dtype} weights {where}: convert the input '
+                             f'(x.to({weight_dtype})) or the model (model.to({x.dtype})), or run it under '
+                             f'torch.autocast')
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(N, C, H, W)`` images -> one ``(N, C_i, H_i, W_i)`` map per index of ``out_indices`` (stride 4 * 2^i)."""
         self._check_input(x)
-        fast = use_fast_path(self.attn_impl, x)
-        if fast:
-            if self.cuda_graphs and self.training and torch.is_grad_enabled():
-                self._move_accumulated_grads_out_of_graphs()
-            # Channels-last images: the stem's convolutions and BatchNorms then run without layout conversions,
-            # and its output turns into (B, H*W, C) tokens as a view.
-            x = x.contiguous(memory_format=torch.channels_last)
-            if self._compiles_whole(x):
-                outs = run_backbone_fast(self, x, self._largest_stride, cuda_graphs=self.cuda_graphs)
-                if outs is not None:
-                    return outs
-        return self.forward_features(x, fast)
-
-    def _compiles_whole(self, x: torch.Tensor) -> bool:
-        """Whether ``compile_backbone`` applies to ``x``. Only for sides that need no padding at any stage: the pad
-        sizes are a modulo of the image size, which torch.compile with dynamic shapes fails to lower (the stem pads
-        outside its compiled part for that reason)."""
-        stride = self._largest_stride
-        return (self.compile_backbone and not self.with_cp and x.shape[-2] % stride == 0
-                and x.shape[-1] % stride == 0 and backbone_compiles(x))
-
-    @property
-    def _largest_stride(self) -> int:
-        """The last stage's stride (32 for MLLA): sides that are multiples of it need no padding at any stage."""
-        return self.patch_embed.patch_size * 2 ** (self.num_stages - 1)
-
-    def forward_features(self, x: torch.Tensor, fast: bool) -> Tuple[torch.Tensor, ...]:
-        """The layers of :meth:`forward` on a checked input (``fast``: it takes the fast path); also what
-        ``compile_backbone`` compiles as a whole."""
-        x, hw_shape = self.patch_embed(x, compiled=fast and self.compile_convs)
+        if self._takes_fast_path(x):
+            return fast.forward_backbone(self, x, self.fast_cfg)
+        if x.dtype in (torch.float16, torch.bfloat16) and not torch.is_autocast_enabled(x.device.type):
+            # RoPE's tables are float32, as in the official model, and would meet half-precision values in a matmul
+            raise ValueError(f'MLLA got a {x.dtype} model and input outside autocast, which its plain path does not '
+                             f'run: keep the weights float32 and use torch.autocast, or attn_impl="fast"')
+        x, hw_shape = self.patch_embed(x)
         x = self.pos_drop(x)
         outs = []
         for i, stage in enumerate(self.layers):
             x, hw_shape, out, out_shape = stage(x, hw_shape)
             if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(out)
-                outs.append(out.transpose(1, 2).reshape(out.shape[0], -1, *out_shape).contiguous())
+                outs.append(self.output_map(i, out, out_shape))
         return tuple(outs)
+
+    def _takes_fast_path(self, x: torch.Tensor) -> bool:
+        """``attn_impl`` for ``x``: ``'auto'`` takes the fast path for CUDA inputs; the fast path has no dropout."""
+        fast_wanted = x.is_cuda if self.attn_impl == 'auto' else self.attn_impl == 'fast'
+        return fast_wanted and not (self.training and self.drop_rate > 0)
+
+    def output_map(self, index: int, tokens: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
+        """Stage ``index``'s ``(N, H*W, C)`` output tokens, layer-normed, as a contiguous ``(N, C, H, W)`` map."""
+        out = getattr(self, f'norm{index}')(tokens)
+        return out.transpose(1, 2).reshape(out.shape[0], -1, *hw_shape).contiguous()

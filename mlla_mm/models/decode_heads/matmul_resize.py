@@ -2,9 +2,8 @@
 
 ``F.interpolate(x, size, mode='bilinear')`` computes each output pixel from its four nearest inputs. Its CUDA
 backward scatters each output gradient back onto those four inputs with atomic additions, and when an input is
-upsampled k times, about k^2 outputs land on every input: the additions queue on the same addresses. In UperNet's
-losses (150-class logits at 1/4 and 1/16 of the image, upsampled to the full 512 x 512) that backward took 66 ms of
-Swin-T's 185 ms train step on an H200 (``benchmarks/h200_2026-11-28_heads/``).
+upsampled k times, about k^2 outputs land on every input: the additions queue on the same addresses. UperNet's
+losses upsample 150-class logits from 1/4 and 1/16 of the image to its full size, where that backward is slow.
 
 Bilinear resizing is separable: ``out = R @ x @ C^T`` per image and channel, where ``R`` (out_h x in_h) and ``C``
 (out_w x in_w) hold at most two non-zero weights per row. As matrix products its backward is matrix products too

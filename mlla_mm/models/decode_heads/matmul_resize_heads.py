@@ -2,18 +2,14 @@
 
 Same modules, same parameters and state-dict keys, same losses (up to rounding); what changes is how the logits
 reach the label's size in the loss, how the FPN's levels reach each other's, and how the logged pixel accuracy is
-found. On an H200, in Swin-T's UperNet train step at 8 x 512 x 512 (fp16 AMP, 185 ms), the atomic-add backward of
-those resizes took 66 ms and the accuracy's ``topk`` over the 150 classes 32 ms
-(``benchmarks/h200_2026-11-28_heads/``); ``matmul_resize`` says why the first is slow.
+found. Why: on a GPU the atomic-add backward of those resizes (``matmul_resize`` says why it is slow) and the
+accuracy's ``topk`` over the 150 classes took a large part of the train step (docs: speed).
 
 Under fp16 autocast, scale the loss, as mmengine's ``AmpOptimWrapper`` does (``--amp``). The products' backward
 runs in fp16, and an unscaled mean loss over 512 x 512 pixels and 150 classes gives each logit a gradient in
-fp16's subnormal range, where few bits are left: on an H200 the features' gradients through FCNHead were then
-47% off their float32 values, against 1.6% with mmseg's head, and scaled by 2^16, 0.07% against 0.06% (UPerHead:
-up to 50% against 10% unscaled, 3.6% against 3.1% scaled). bf16 and float32 are unaffected. Measured and not
-taken: a float32 backward alone left FCNHead's 47% (the loss's gradient arrives in fp16); a float32 output and
-backward, as ``F.interpolate`` gives under autocast, matched mmseg's heads unscaled but cost MLLA-T's UperNet step
-7-9 ms of its 60 (``benchmarks/h200_2026-11-28_tests/``).
+fp16's subnormal range, where few bits are left, so the features' gradients lose most of their precision; scaled,
+they are as accurate as with mmseg's heads. bf16 and float32 are unaffected. The output stays fp16: a float32
+output and backward, as ``F.interpolate`` gives under autocast, would not need the scaling but costs time.
 """
 from typing import Dict, List
 

@@ -8,7 +8,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .fast_block import run_compiled
 from .layout import image_to_tokens, tokens_to_image
 
 
@@ -46,20 +45,22 @@ class Stem(nn.Module):
             ConvLayer(half, embed_dims * 4, 3, stride=2, padding=1, bias=False),
             ConvLayer(embed_dims * 4, embed_dims, 1, bias=False, act=None))
 
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Zeros on the bottom/right up to multiples of the patch size."""
+        height, width = x.shape[-2:]
+        if height % self.patch_size or width % self.patch_size:
+            x = F.pad(x, (0, -width % self.patch_size, 0, -height % self.patch_size))
+        return x
+
     def convolve(self, x: torch.Tensor) -> torch.Tensor:
         """The convolutions, on an image whose sides are multiples of the patch size."""
         x = self.conv1(x)
         x = self.conv2(x) + x
         return self.conv3(x)
 
-    def forward(self, x: torch.Tensor, compiled: bool = False) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        """``compiled``: run the convolutions through :func:`.fast_block.run_compiled` (the fast path)."""
-        height, width = x.shape[-2:]
-        # Padded outside the compiled part: the pad sizes are a modulo of the image size, which torch.compile
-        # with dynamic shapes fails to lower (torch 2.11 and 2.14, training graphs).
-        if height % self.patch_size or width % self.patch_size:
-            x = F.pad(x, (0, -width % self.patch_size, 0, -height % self.patch_size))
-        x = run_compiled(self.convolve, x) if compiled else self.convolve(x)
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """``(B, C, H, W)`` image -> ``(B, H/4 * W/4, embed_dims)`` tokens and their grid size."""
+        x = self.convolve(self.pad(x))
         return image_to_tokens(x), tuple(x.shape[-2:])
 
 
@@ -80,19 +81,24 @@ class PatchMerging(nn.Module):
             ConvLayer(hidden, hidden, 3, stride=2, padding=1, groups=hidden, norm=False),
             ConvLayer(hidden, out_channels, 1, act=None))
 
-    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int],
-                compiled: bool = False) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        """``compiled``: run the convolutions through :func:`.fast_block.run_compiled` (the fast path)."""
+    @staticmethod
+    def pad(x: torch.Tensor, hw_shape: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """``(B, H*W, C)`` tokens with a zero row/column added to an odd side, and their new grid size.
+
+        Padded as tokens, so that the image the convolutions see is a view of tokens either way (a compiled call
+        of the fast path guards on the layout of its input's base).
+        """
         height, width = hw_shape
-        if height % 2 or width % 2:
-            # Padded outside the compiled part, as in Stem.forward, into new (B, H*W, C) tokens, so that the image
-            # below is a view of tokens either way: a compiled call guards on the layout of its input's base, and a
-            # differently shaped base would compile the patch merging a second time.
-            b, _, channels = x.shape
-            hw_shape = (height + height % 2, width + width % 2)
-            padded = x.new_zeros(b, hw_shape[0] * hw_shape[1], channels)
-            padded.view(b, *hw_shape, channels)[:, :height, :width] = x.reshape(b, height, width, channels)
-            x = padded
-        x = tokens_to_image(x, hw_shape)
-        x = run_compiled(self.conv, x) if compiled else self.conv(x)
+        if not (height % 2 or width % 2):
+            return x, hw_shape
+        b, _, channels = x.shape
+        hw_shape = (height + height % 2, width + width % 2)
+        padded = x.new_zeros(b, hw_shape[0] * hw_shape[1], channels)
+        padded.view(b, *hw_shape, channels)[:, :height, :width] = x.reshape(b, height, width, channels)
+        return padded, hw_shape
+
+    def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """``(B, H*W, C)`` tokens -> ``(B, ceil(H/2) * ceil(W/2), 2 C)`` tokens and their grid size."""
+        x, hw_shape = self.pad(x, hw_shape)
+        x = self.conv(tokens_to_image(x, hw_shape))
         return image_to_tokens(x), tuple(x.shape[-2:])

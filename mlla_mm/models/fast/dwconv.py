@@ -1,19 +1,18 @@
 """The 3x3 depthwise convolution of ``(B, H*W, C)`` tokens as one opaque operator, for the compiled fast path.
 
 Why an operator of its own: ``torch.compile`` specialises a convolution on its ``groups``, which for a depthwise
-convolution is the channel count, so the compiled MLLA block was compiled again for every stage width (four
-times for MLLA-T, each a minute on an H100 host). Behind ``torch.library.custom_op`` (forward and backward) the
-compiler sees a black box whose output has the input's shape, and one compiled graph serves every width.
+convolution is the channel count, so the compiled MLLA block would be compiled again for every stage width.
+Behind ``torch.library.custom_op`` (forward and backward) the compiler sees a black box whose output has the
+input's shape, and one compiled graph serves every width.
 
 The operator runs on the channels-last view of the tokens (no copies) in the dtype of its inputs. Autocast is
 applied here, outside the operator, exactly as it would be to ``F.conv2d``: inputs cast to the autocast dtype,
 gradients cast back by autograd.
 
 The bias is added outside the operator too, where the compiler sees it. Why: cuDNN convolves without it and then
-adds it in a separate eager pass over the whole output, and its gradient is another eager pass (a sum over the
-tokens). Profiled on an H100 (2026-11-27), those adds took 3.1 of the 27.2 ms of GPU time of a 128x3x224x224 fp16
-inference with compiled stages, more than any other kernel. Outside the operator, the add fuses into the
-elementwise kernel that follows (a residual add, a SiLU) and the bias gradient into a fused reduction.
+adds it in a separate pass over the whole output, and its gradient is another pass (a sum over the tokens).
+Outside the operator, the add fuses into the elementwise kernel that follows (a residual add, a SiLU) and the bias
+gradient into a fused reduction.
 
 With ``use_triton`` (and Triton installed), the operator runs the kernels of :mod:`.triton_dwconv` on CUDA
 (forward, input and weight gradients), which stay close to memory bandwidth where cuDNN's depthwise kernels do
@@ -25,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import triton_dwconv
-from .layout import image_to_tokens, tokens_to_image
+from ..layers.layout import image_to_tokens, tokens_to_image
 
 
 def _triton_for(x: torch.Tensor, use_triton: bool) -> bool:

@@ -2,8 +2,7 @@
 
 Why kernels of our own: an MLLA-T block runs four such convolutions (two CPEs, the ``dwc`` before the attention and
 the LePE), 72 in the backbone. On channels-last tokens PyTorch hands them to cuDNN or to its generic depthwise
-kernels, which stay far from the card's memory bandwidth, above all in the backward; on an H100 the convolutions
-took about a quarter of the fast path's GPU time in a 2x800x1344 train step. A 3x3 depthwise convolution is pure
+kernels, which stay far from the card's memory bandwidth, above all in the backward. A 3x3 depthwise convolution is pure
 memory traffic (9 multiply-adds per value read), so a kernel that reads each tile once, coalesced along the
 channels, is all it needs.
 
@@ -120,8 +119,8 @@ if triton is not None:
         # beside the input rows, each input row pairing with the gradient rows below, level and above it.
         # Every loop-carried value starts as a tensor of its own: Triton (3.6) decides which names the loop
         # carries by object identity, so a name bound to the same initial tensor as another and then assigned that
-        # other's value (g_above = g_same) would look unchanged and be dropped from the loop (measured on an H100:
-        # the bottom taps' gradients came out zero; Triton's interpreter, plain Python, was right).
+        # other's value (g_above = g_same) would look unchanged and be dropped from the loop (compiled, the bottom
+        # taps' gradients then come out zero, while Triton's interpreter, plain Python, is right).
         g_above = tl.zeros((BLOCK_W, BLOCK_C), dtype=tl.float32)  # gradient of output row `row - 1`
         g_same = tl.zeros((BLOCK_W, BLOCK_C), dtype=tl.float32)  # gradient of output row `row`
         a00 = tl.zeros((BLOCK_W, BLOCK_C), dtype=tl.float32)
