@@ -7,7 +7,7 @@ metrics of that model with exit status 0. :func:`install_checkpoint_rules` makes
 runs, the official release's RoPE tables are skipped with one line, and resuming from a file that was not written by
 training says so instead of raising a bare ``KeyError: 'meta'``.
 """
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from ..checkpoint.model_checkpoint import load_model_checkpoint
@@ -37,7 +37,9 @@ def install_checkpoint_rules(runner) -> None:
         if resuming:
             check_resumable(checkpoint, filename)
         runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = runner.model
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):  # the weights are the inner model's
+            model = model.module
         report = load_model_checkpoint(model, checkpoint, filename)
         if report:
             runner.logger.info(report)
