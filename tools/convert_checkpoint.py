@@ -8,7 +8,8 @@
 
 The input is read without running code from it (mlla_mm.checkpoint.safe_torch_load). The output holds tensors and
 plain strings only (it loads with ``torch.load(weights_only=True)``). Both directions check the weights against an
-MLLA of ``--arch`` and print the key report; a shape mismatch stops with the key and both shapes.
+MLLA of ``--arch`` and print the key report; a shape mismatch, a file with no backbone tensor, or NaN / inf weights
+stop with the keys named, and nothing is written.
 """
 import argparse
 import os
@@ -20,24 +21,8 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
 from mlla_mm import MLLA  # noqa: E402
-from mlla_mm.checkpoint import backbone_state_dict, load_backbone_weights, safe_torch_load  # noqa: E402
-from mlla_mm.models.layers import rope_tables  # noqa: E402
-
-OFFICIAL_IMAGE_SIZE = 224  # the official model keeps RoPE tables for this input size as buffers
-
-
-def official_rope_buffers(model: MLLA):
-    """The ``attn.rope.rotations`` buffers the official downstream code registers (for a 224x224 input), so that
-    it loads the converted file without missing keys."""
-    buffers = {}
-    side = OFFICIAL_IMAGE_SIZE // model.patch_embed.patch_size
-    for i, stage in enumerate(model.layers):
-        size = side // 2 ** i
-        cos, sin = rope_tables(size, size, model.num_features[i], torch.device('cpu'))
-        rotations = torch.stack([cos, sin], dim=-1).reshape(size, size, -1, 2)
-        for j in range(len(stage.blocks)):
-            buffers[f'layers.{i}.blocks.{j}.attn.rope.rotations'] = rotations.clone()
-    return buffers
+from mlla_mm.checkpoint import (backbone_state_dict, load_backbone_weights, official_rope_tables,  # noqa: E402
+                                safe_torch_load)
 
 
 def convert(src: str, dst: str, arch: str, to_official: bool = False) -> str:
@@ -47,7 +32,7 @@ def convert(src: str, dst: str, arch: str, to_official: bool = False) -> str:
     report = load_backbone_weights(model, weights, source=src, skipped=skipped)
     state = {k: v.detach().clone() for k, v in model.state_dict().items() if k in weights}
     if to_official:
-        state.update(official_rope_buffers(model))
+        state.update(official_rope_tables(model))
         output = {'model': state}
     else:
         output = {'state_dict': state,
@@ -65,7 +50,10 @@ def main(argv=None):
     parser.add_argument('--to-official', action='store_true',
                         help='write the official downstream layout ({"model": ...} with RoPE buffers)')
     args = parser.parse_args(argv)
-    report = convert(args.src, args.dst, args.arch, args.to_official)
+    try:
+        report = convert(args.src, args.dst, args.arch, args.to_official)
+    except (FileNotFoundError, RuntimeError, TypeError, ValueError, KeyError) as err:
+        sys.exit(f'convert_checkpoint.py: {err}')  # exit status 1, nothing written
     print(report)
     print(f'wrote {args.dst}')
 

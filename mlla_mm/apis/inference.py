@@ -7,9 +7,10 @@ import mmcv
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
 
-from ..checkpoint import safe_torch_load, unwrap_state_dict
-from ..checkpoint.official import check_shapes
+from ..checkpoint import safe_torch_load
+from ..checkpoint.model_checkpoint import checkpoint_dataset_meta, fit_model_checkpoint, load_model_checkpoint
 from .runner import convert_syncbn, task_of
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -38,24 +39,31 @@ def read_image(path: str) -> np.ndarray:
     return image
 
 
+def load_fitting_checkpoint(model: torch.nn.Module, checkpoint_path: str) -> dict:
+    """Load a whole-model checkpoint into ``model`` under the rule of :mod:`mlla_mm.checkpoint.model_checkpoint`
+    (a file trained for another config is refused with the keys named); return the loaded file."""
+    if not osp.isfile(checkpoint_path):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint_path}')
+    checkpoint = safe_torch_load(checkpoint_path)
+    report = load_model_checkpoint(model, checkpoint, checkpoint_path)
+    if report:
+        print_log(report, logger='current')
+    return checkpoint
+
+
 def check_checkpoint_fits(model: torch.nn.Module, checkpoint_path: str) -> None:
     """Stop with a clear message when a checkpoint was not trained for this config (keys or shapes differ)."""
     if not osp.isfile(checkpoint_path):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint_path}')
-    weights = unwrap_state_dict(safe_torch_load(checkpoint_path), checkpoint_path)
-    weights = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in weights.items()}
-    own = model.state_dict()
-    check_shapes(own, weights, f'checkpoint {checkpoint_path} does not fit the config', hint='')
-    missing = [k for k in own if k not in weights and not k.endswith('num_batches_tracked')]
-    unexpected = [k for k in weights if k not in own]
-    if missing or unexpected:
-        raise ValueError(f'checkpoint {checkpoint_path} does not fit the config: {len(missing)} of the model\'s '
-                         f'tensors are not in it (e.g. {", ".join(missing[:3]) or "-"}) and {len(unexpected)} of '
-                         f'its tensors are not in the model (e.g. {", ".join(unexpected[:3]) or "-"})')
+    fit_model_checkpoint(model, safe_torch_load(checkpoint_path), checkpoint_path)
 
 
 def init_model(cfg: Config, checkpoint: str, device: str):
-    """The config's model with the checkpoint's weights, in eval mode, for single-image inference."""
+    """The config's model with the checkpoint's weights, in eval mode, for single-image inference.
+
+    Class names and palette come from the checkpoint (mmengine's ``dataset_meta``, or ``CLASSES`` / ``PALETTE``
+    of an mmdet 2.x / mmseg 0.x file such as the official release), else from the config's test dataset.
+    """
     task = task_of(cfg)
     convert_syncbn(cfg.model)
     if task == 'mmdet':
@@ -64,12 +72,10 @@ def init_model(cfg: Config, checkpoint: str, device: str):
     else:
         from mmseg.apis import init_model as init_segmentor
         model = init_segmentor(cfg, None, device=device)
-    check_checkpoint_fits(model, checkpoint)
-    from mmengine.runner import load_checkpoint
-    checkpoint_data = load_checkpoint(model, checkpoint, map_location='cpu')
-    meta = checkpoint_data.get('meta', {}) if isinstance(checkpoint_data, dict) else {}
-    if meta.get('dataset_meta'):
-        model.dataset_meta = meta['dataset_meta']
+    checkpoint_data = load_fitting_checkpoint(model, checkpoint)
+    dataset_meta = checkpoint_dataset_meta(checkpoint_data)
+    if dataset_meta.get('classes'):
+        model.dataset_meta = dataset_meta
     elif not getattr(model, 'dataset_meta', None):
         classes = cfg.get('test_dataloader', {}).get('dataset', {}).get('metainfo', {}).get('classes')
         model.dataset_meta = dict(classes=classes) if classes else {}

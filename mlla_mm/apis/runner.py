@@ -34,6 +34,9 @@ from mmengine.config import Config, ConfigDict
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS, init_default_scope
 
+from ..engine.checked_loading import install_checkpoint_rules
+from ..engine.resume_checkpoint import find_resumable_checkpoint
+
 __all__ = [
     'TASKS', 'DataError', 'load_config', 'task_of', 'build_model', 'convert_syncbn', 'check_dataset_paths',
     'check_checkpoint', 'prepare_train_config', 'prepare_test_config', 'build_runner', 'CPUDistributedDataParallel'
@@ -274,11 +277,10 @@ def prepare_train_config(cfg: Config,
         asl['enable'] = True
 
     if resume in ('auto', True):
-        latest = None
         marker = osp.join(cfg.work_dir, 'last_checkpoint')
-        if osp.isfile(marker):
-            with open(marker) as f:
-                latest = f.read().strip() or None
+        latest, fallback_note = find_resumable_checkpoint(cfg.work_dir)  # newest complete one if marker is stale
+        if fallback_note:
+            _note(cfg, fallback_note)
         if latest is None:
             _note(cfg, f'resume: no checkpoint recorded in {marker}; training starts from the beginning')
             cfg.resume = False
@@ -606,6 +608,7 @@ def build_runner(cfg: Config):
         from mmengine.runner import Runner
         runner = Runner.from_cfg(cfg)
     runner.build_dataloader = _checked_dataloader_builder(runner.build_dataloader)
+    install_checkpoint_rules(runner)  # load_from / resume / test checkpoints must fit the model
     for note in notes:
         runner.logger.info(note)
     return runner

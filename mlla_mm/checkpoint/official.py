@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from .download import download_checkpoint, is_url
+from .model_checkpoint import ROPE_TABLE_SUFFIX, check_finite
 from .safe_load import safe_torch_load, unwrap_state_dict
 
 # Wrappers that prefix keys: DataParallel / DDP ('module.') and a whole detector or segmentor ('backbone.').
@@ -19,7 +20,7 @@ def _skip_reason(key: str) -> str:
         return 'classifier head'
     if key in ('norm.weight', 'norm.bias'):
         return 'final norm of the classifier'
-    if key.endswith('.attn.rope.rotations'):
+    if key.endswith(ROPE_TABLE_SUFFIX):
         return 'RoPE tables sized for 224x224 (recomputed for each feature size)'
     return ''
 
@@ -28,6 +29,10 @@ def backbone_state_dict(checkpoint, source: str = 'checkpoint'
                         ) -> Tuple['OrderedDict[str, torch.Tensor]', Dict[str, List[str]]]:
     """The backbone's weights in ``checkpoint`` (a loaded file) and the keys left out, by reason."""
     state_dict = unwrap_state_dict(checkpoint, source)
+    for entry in ('state_dict', 'model'):
+        if state_dict is checkpoint and entry in checkpoint and not isinstance(checkpoint[entry], dict):
+            raise TypeError(f'{source}: its {entry!r} entry is a {type(checkpoint[entry]).__name__}, not a dict of '
+                            f'weights (name -> tensor)')
     weights: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
     skipped: Dict[str, List[str]] = {}
     has_backbone_prefix = any(k.startswith('backbone.') or k.startswith('module.backbone.') for k in state_dict)
@@ -66,10 +71,17 @@ def load_backbone_weights(module: nn.Module, weights: Dict[str, torch.Tensor], s
     """Copy ``weights`` into ``module`` and return a readable report of what matched and what did not.
 
     Raises:
-        ValueError: a tensor's shape differs from the module's (naming the key and both shapes).
+        ValueError: a tensor's shape differs from the module's (naming the key and both shapes), no tensor of the
+            checkpoint is one of the module's, or a tensor holds NaN or inf values (naming the keys).
     """
     own = module.state_dict()
     check_shapes(own, weights, source, hint=' (is the arch the same?)')
+    matching = [key for key in weights if key in own]
+    if not matching:
+        found = f'its {len(weights)} tensors ({_short_list(list(weights), 3)}) have' if weights else 'it has'
+        raise ValueError(f'{source}: no backbone weights: {found} none of the {len(own)} names of the MLLA '
+                         f'backbone (e.g. {_short_list(list(own), 2)}); is it an MLLA checkpoint?')
+    check_finite({key: weights[key] for key in matching}, source)
     result = module.load_state_dict(weights, strict=False)
     lines = [f'loaded {len(weights) - len(result.unexpected_keys)}/{len(own)} backbone tensors from {source}']
     if result.missing_keys:
@@ -104,3 +116,22 @@ def load_pretrained_backbone(module: nn.Module, path_or_url: str) -> str:
     checkpoint = safe_torch_load(path)
     weights, skipped = backbone_state_dict(checkpoint, source=path)
     return load_backbone_weights(module, weights, source=path, skipped=skipped)
+
+
+OFFICIAL_IMAGE_SIZE = 224  # the official model keeps RoPE tables for this input size as buffers
+
+
+def official_rope_tables(model: nn.Module, prefix: str = '') -> Dict[str, torch.Tensor]:
+    """The ``attn.rope.rotations`` buffers that the official code registers in every block of ``model`` (an MLLA
+    backbone) for a 224x224 input: (size, size, channels / 2, 2) cos / sin tables. Files in the official layout
+    carry them, so that the official code loads them without missing keys."""
+    from ..models.layers import rope_tables
+    tables = {}
+    side = OFFICIAL_IMAGE_SIZE // model.patch_embed.patch_size
+    for i, stage in enumerate(model.layers):
+        size = side // 2 ** i
+        cos, sin = rope_tables(size, size, model.num_features[i], torch.device('cpu'))
+        rotations = torch.stack([cos, sin], dim=-1).reshape(size, size, -1, 2)
+        for j in range(len(stage.blocks)):
+            tables[f'{prefix}layers.{i}.blocks.{j}{ROPE_TABLE_SUFFIX}'] = rotations.clone()
+    return tables

@@ -1,4 +1,9 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .checked_loading import ResumeError, check_resumable, install_checkpoint_rules
 from .checkpoint_loader import install_safe_checkpoint_loader
 from .optim_constructor import GroupedOptimWrapperConstructor, merge_param_groups
+from .resume_checkpoint import find_resumable_checkpoint, install_resume_fallback
 
-__all__ = ['install_safe_checkpoint_loader', 'GroupedOptimWrapperConstructor', 'merge_param_groups']
+__all__ = ['AtomicCheckpointHook', 'ResumeError', 'check_resumable', 'install_checkpoint_rules',
+           'install_safe_checkpoint_loader', 'GroupedOptimWrapperConstructor', 'merge_param_groups',
+           'find_resumable_checkpoint', 'install_resume_fallback']

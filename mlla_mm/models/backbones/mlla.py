@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 from timm.layers import trunc_normal_
 
 from ...checkpoint import load_pretrained_backbone
+from ...checkpoint.model_checkpoint import drop_official_rope_tables
 from ...registry import register_model
 from .. import fast
 from ..layers import MLLAStage, Stem
@@ -153,6 +154,8 @@ class MLLA(BaseModule):
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
 
         self._freeze_stages()
+        # whole-model files of the official release carry RoPE tables that this backbone recomputes
+        self.register_load_state_dict_pre_hook(drop_official_rope_tables)
 
     # ------------------------------------------------------------------ configuration
     def _parse_arch(self, arch: Union[str, Dict]) -> Dict:
