@@ -231,7 +231,7 @@ def test_config_variant_sets_the_fast_path_or_swaps_the_backbone(tmp_path):
     config = tmp_path / 'resnet_mask_rcnn.py'
     config.write_text("_base_ = ['%s']\nmodel = dict(backbone=dict(_delete_=True, type='ResNet', depth=50))\n"
                       % (ROOT / 'configs/detection/mask_rcnn_mlla_t.py'))
-    with pytest.raises(ValueError, match=r"resnet_mask_rcnn\\.py: model\\.backbone is 'ResNet', not MLLA"):
+    with pytest.raises(ValueError, match=r"resnet_mask_rcnn\.py: model\.backbone is 'ResNet', not MLLA"):
         config_variant(load_config(str(config)), Row('mlla', 'plain'))
 
 
