@@ -188,6 +188,7 @@ def test_fast_cfg_reaches_the_backbone_and_names_the_row(mocked_benchmark):
                               '--cpu', '--iters', '1'])
     assert [row['model'] for row in results['rows']] == [
         'MLLA-S plain', 'MLLA-S fast cuda_graphs=False compile_stages=all', 'MLLA-S fast']
+    assert all(row['adamw'] == 'none' for row in results['rows'])  # the backbone level's default
     assert [kwargs for _, kwargs in built] == [
         dict(arch='small', drop_path_rate=0.0, with_cp=False, attn_impl='plain'),
         dict(arch='small', drop_path_rate=0.0, with_cp=False, attn_impl='fast',
@@ -250,9 +251,9 @@ def test_benchmark_measures_on_the_cpu(tmp_path):
         assert row['infer_ms'] > 0 and row['train_step_ms'] > 0 and row['images_per_s'] > 0
     assert 'MLLA-T plain' in result.stdout and 'infer ms' in result.stdout
     lines = read_results(results)[1:]
-    assert [(line[5], line[8]) for line in lines] == [
+    assert [(line[5], line[8]) for line in lines] == [  # forward and backward alone by default
         (model, measure) for model in ('MLLA-T plain', 'ResNet-50')
-        for measure in ('train_step_foreach_adamw_ms', 'infer_ms', 'throughput_img_s')]
+        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_s')]
     assert all(float(line[9]) > 0 for line in lines)
 
 
@@ -308,12 +309,12 @@ def test_measure_without_an_optimizer_runs_forward_and_backward_alone():
 
 
 def test_benchmark_model_level_with_the_configs_optimizer(tmp_path):
-    """--level model --adamw config: the whole Mask R-CNN stepped with the config's optim_wrapper, written as the
-    mask_rcnn task's train_step_ms."""
+    """--level model: the whole Mask R-CNN stepped with the config's optim_wrapper by default (--adamw config),
+    written as the mask_rcnn task's train_step_ms."""
     out, results = tmp_path / 'bench.json', tmp_path / 'bench.csv'
     result = run_tool('tools/analysis/benchmark.py', '--level', 'model', '--config',
                       'configs/detection/mask_rcnn_mlla_t.py', '--peers', 'mlla', '--attn-impl', 'plain',
-                      '--adamw', 'config', '--shape', '128', '128', '--batch', '1', '--warmup', '0', '--iters', '1',
+                      '--shape', '128', '128', '--batch', '1', '--warmup', '0', '--iters', '1',
                       '--cpu', '--json', out, '--results', results, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads(out.read_text())['rows']

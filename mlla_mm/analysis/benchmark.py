@@ -48,11 +48,11 @@ def build_parser(description: Optional[str] = None, results: bool = True) -> arg
                         help=f"MLLA's fast_cfg for the fast / auto rows (keys: {', '.join(FAST_CFG_KEYS)}; "
                              'true/false for switches); given again, one more set of rows: '
                              '--fast-cfg cuda_graphs=true --fast-cfg cuda_graphs=false measures both')
-    parser.add_argument('--adamw', nargs='+', choices=OPTIMIZER_FORMS, default=['foreach'],
-                        help="the train step's optimizer: torch's AdamW, multi-tensor (foreach) or fused, over all "
-                             "parameters in one group; config: the config's optim_wrapper as training builds it "
-                             '(model level); none: forward and backward alone. Several: each row once per form '
-                             '(inference is measured with the first)')
+    parser.add_argument('--adamw', nargs='+', choices=OPTIMIZER_FORMS,
+                        help="the train step's optimizer: none: forward and backward alone (the backbone level's "
+                             "default); config: the config's optim_wrapper as training builds it (model level, its "
+                             "default); torch's AdamW, multi-tensor (foreach) or fused, over all parameters in one "
+                             'group. Several: each row once per form (inference is measured with the first)')
     parser.add_argument('--channels-last', action='store_true',
                         help='every model (weights and input images) in channels-last memory format')
     parser.add_argument('--roofline', action='store_true',
@@ -70,6 +70,7 @@ def parse_args(argv=None, parser: Optional[argparse.ArgumentParser] = None) -> a
     """Parsed and checked options; ``fast_cfgs``: one fast_cfg dict per --fast-cfg (``[{}]`` when none)."""
     parser = parser or build_parser()
     args = parser.parse_args(argv)
+    args.adamw = args.adamw or (['config'] if args.level == 'model' else ['none'])
     if args.level == 'model' and not args.config:
         parser.error('--level model needs --config')
     if 'config' in args.adamw and args.level != 'model':
