@@ -237,22 +237,22 @@ def test_config_variant_sets_the_fast_path_or_swaps_the_backbone(tmp_path):
 
 
 def test_benchmark_measures_on_the_cpu(tmp_path):
-    """The command line end to end, nothing mocked: real timings of the plain MLLA-T and ResNet-50, in a table,
+    """The command line end to end, nothing mocked: real timings of the plain MLLA-T and ConvNeXt-T, in a table,
     JSON and results lines."""
     out, results = tmp_path / 'bench.json', tmp_path / 'bench.csv'
-    result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'mlla', 'resnet50',
+    result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'mlla', 'convnext_t',
                       '--attn-impl', 'plain', '--shape', '64', '96', '--batch', '1', '--warmup', '1', '--iters', '2',
                       '--cpu', '--json', out, '--results', results, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data['machine']['torch'] == torch.__version__
-    assert [row['model'] for row in data['rows']] == ['MLLA-T plain', 'ResNet-50']
+    assert [row['model'] for row in data['rows']] == ['MLLA-T plain', 'ConvNeXt-T']
     for row in data['rows']:
         assert row['infer_ms'] > 0 and row['train_step_ms'] > 0 and row['images_per_s'] > 0
     assert 'MLLA-T plain' in result.stdout and 'infer ms' in result.stdout
     lines = read_results(results)[1:]
     assert [(line[5], line[8]) for line in lines] == [  # forward and backward alone by default
-        (model, measure) for model in ('MLLA-T plain', 'ResNet-50')
+        (model, measure) for model in ('MLLA-T plain', 'ConvNeXt-T')
         for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_s')]
     assert all(float(line[9]) > 0 for line in lines)
 
