@@ -450,7 +450,8 @@ def test_step_phases_put_each_part_of_a_step_in_its_phase():
 def test_step_phases_of_a_config(tmp_path):
     out = tmp_path / 'phases.json'
     result = run_tool('tools/analysis/step_phases.py', '--level', 'model', '--config',
-                      'configs/demo/mask_rcnn_mlla_t_demo.py', '--peers', 'mlla', '--adamw', 'config',
+                      'configs/demo/mask_rcnn_mlla_t_demo.py', '--peers', 'mlla', '--attn-impl', 'plain',
+                      '--adamw', 'config',
                       '--shape', '64', '96', '--batch', '2', '--warmup', '0', '--iters', '1', '--cpu', '--json', out,
                       timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
