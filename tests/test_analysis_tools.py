@@ -1,7 +1,8 @@
-"""On the CPU: tools/analysis/get_flops.py, tools/analysis/benchmark.py, tools/demo.py, and
-benchmarks/scripts/compile_cache.py, warm_backbone.py and step_phases.py."""
+"""On the CPU: tools/analysis/ (get_flops.py, benchmark.py and the library under it, step_phases.py,
+profile_step.py) and tools/demo.py. The GPU's measurements are mocked where a test checks what is done with them."""
+import csv
+import datetime
 import json
-import os
 import re
 import subprocess
 import sys
@@ -41,16 +42,30 @@ PAPER = {
 }
 
 
-@pytest.mark.parametrize('config', sorted(PAPER))
-def test_get_flops_reproduces_the_paper(config):
+def test_get_flops_reproduces_the_paper():
+    """The command line on one config (its default input size and printed figures)."""
+    config = 'configs/detection/mask_rcnn_mlla_t.py'
     result = run_tool('tools/analysis/get_flops.py', config)
     assert result.returncode == 0, result.stderr[-2000:]
     flops = float(re.search(r'^Flops: ([\d.]+)G$', result.stdout, re.M).group(1))
     params = float(re.search(r'^Params: ([\d.]+)M$', result.stdout, re.M).group(1))
-    assert re.search(r'^Input shape: \(3, (800, 1280|512, 2048)\)$', result.stdout, re.M)
+    assert re.search(r'^Input shape: \(3, 800, 1280\)$', result.stdout, re.M)
     paper_flops, paper_params = PAPER[config]
     assert abs(flops - paper_flops) / paper_flops < 0.02, (flops, paper_flops)
     assert abs(params - paper_params) / paper_params < 0.02, (params, paper_params)
+
+
+@pytest.mark.parametrize('config', sorted(set(PAPER) - {'configs/detection/mask_rcnn_mlla_t.py'}))
+def test_flop_counts_reproduce_the_paper(config):
+    """The other configs through the library in this process (what the command line prints, without starting a
+    Python for each), at the paper's input sizes (the defaults)."""
+    from mlla_mm.analysis import count_complexity
+    from mlla_mm.apis.runner import load_config
+    result = count_complexity(load_config(str(ROOT / config)))
+    assert result['shape'] in ((800, 1280), (512, 2048))
+    paper_flops, paper_params = PAPER[config]
+    assert abs(result['flops'] / 1e9 - paper_flops) / paper_flops < 0.02, (result['flops'], paper_flops)
+    assert abs(result['params'] / 1e6 - paper_params) / paper_params < 0.02, (result['params'], paper_params)
 
 
 def test_attention_matmuls_are_counted():
@@ -68,70 +83,194 @@ def test_attention_matmuls_are_counted():
     assert analyzer.total() == projection + lepe + matmuls
 
 
-def test_benchmark_writes_json_and_table(tmp_path):
-    out = tmp_path / 'bench.json'
-    result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'mlla', 'resnet50',
-                      '--attn-impl', 'plain', 'fast', '--compile-stages', 'off', 'on', 'all', 'backbone',
-                      '--shape', '64', '96', '--batch', '1', '--warmup', '1', '--iters', '2', '--cpu',
-                      '--json', out, timeout=600)
+class FakeMeasure:
+    """Stands in for the GPU's measurement: records what it was asked, returns fixed values (batch-dependent
+    throughput), and builds the optimizer it is given as the real one would."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, model, make_batch, device, precision, warmup, iters, batch_size, train=True,
+                 make_optimizer=None, infer=True):
+        optimizer = make_optimizer(model) if train else None
+        self.calls.append(dict(precision=precision, train=train, infer=infer, optimizer=optimizer,
+                               batch=make_batch()))
+        result = {}
+        if infer:
+            result.update(infer_ms=12.5, images_per_s=batch_size * 1e3 / 12.5)
+        if train:
+            result.update(train_step_ms=30.25, first_train_step_s=4.0, train_peak_mem_mib=2048.0)
+        return result
+
+
+@pytest.fixture
+def mocked_benchmark(monkeypatch):
+    """mlla_mm.analysis.benchmark with a recorded backbone builder (a small convolution) and a fake measurement."""
+    from mlla_mm.analysis import benchmark
+    built = []
+
+    def build_backbone(name, kwargs=None):
+        built.append((name, kwargs))
+        return torch.nn.Conv2d(3, 4, 1)
+
+    fake = FakeMeasure()
+    monkeypatch.setattr(benchmark, 'build_backbone', build_backbone)
+    monkeypatch.setattr(benchmark, 'measure', fake)
+    return benchmark, built, fake
+
+
+def read_results(path):
+    with open(path, newline='') as f:
+        return list(csv.reader(f))
+
+
+def test_benchmark_appends_results_rows(mocked_benchmark, tmp_path):
+    """--results: one line per measured value in the results-file format; the training step's measure names its
+    optimizer, inference is measured with the first optimizer form only, memory and first step go with
+    train_step_ms."""
+    benchmark, built, fake = mocked_benchmark
+    path = tmp_path / 'results' / 'card_torch.csv'
+    benchmark.main(['--peers', 'mlla', 'convnext_t', '--attn-impl', 'fast', '--precision', 'bf16',
+                    '--adamw', 'none', 'fused', '--shape', '80', '96', '--batch', '2', '--cpu', '--results', str(path)])
+    lines = read_results(path)
+    assert lines[0] == ['date', 'commit', 'card', 'torch', 'task', 'model', 'input', 'precision', 'measure', 'value',
+                        'unit']
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, cwd=ROOT)
+    commit = commit.stdout.strip() if commit.returncode == 0 else 'unknown'
+    for line in lines[1:]:
+        assert line[:5] == [datetime.date.today().isoformat(), commit, line[2], torch.__version__, 'backbone']
+        assert line[2].startswith('cpu') and line[6:8] == ['2x3x80x96', 'bf16']
+    assert [(line[5], line[8], line[9], line[10]) for line in lines[1:]] == [
+        ('MLLA-T fast', 'train_step_ms', '30.25', 'ms'), ('MLLA-T fast', 'infer_ms', '12.5', 'ms'),
+        ('MLLA-T fast', 'throughput_img_s', '160', 'img/s'), ('MLLA-T fast', 'peak_mem_mib', '2048', 'MiB'),
+        ('MLLA-T fast', 'first_step_s', '4', 's'),
+        ('ConvNeXt-T', 'train_step_ms', '30.25', 'ms'), ('ConvNeXt-T', 'infer_ms', '12.5', 'ms'),
+        ('ConvNeXt-T', 'throughput_img_s', '160', 'img/s'), ('ConvNeXt-T', 'peak_mem_mib', '2048', 'MiB'),
+        ('ConvNeXt-T', 'first_step_s', '4', 's'),
+        ('MLLA-T fast', 'train_step_fused_adamw_ms', '30.25', 'ms'),
+        ('ConvNeXt-T', 'train_step_fused_adamw_ms', '30.25', 'ms')]
+    assert [call['infer'] for call in fake.calls] == [True, True, False, False]
+    assert fake.calls[0]['optimizer'] is None and fake.calls[2]['optimizer'].defaults['fused'] is True
+    assert fake.calls[0]['batch']['train']['x'].shape == (2, 3, 80, 96)
+    assert [name for name, _ in built] == ['mlla', 'convnext_t', 'mlla', 'convnext_t']
+
+    benchmark.main(['--peers', 'convnext_t', '--no-train', '--cpu', '--results', str(path)])  # appended, one header
+    lines_after = read_results(path)
+    assert lines_after[:len(lines)] == lines and len(lines_after) == len(lines) + 2
+    assert [line[8] for line in lines_after[len(lines):]] == ['infer_ms', 'throughput_img_s']
+
+
+def test_benchmark_leaves_another_csv_alone(mocked_benchmark, tmp_path, capsys):
+    benchmark, built, fake = mocked_benchmark
+    path = tmp_path / 'mine.csv'
+    path.write_text('name,score\nx,1\n')
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(['--peers', 'convnext_t', '--cpu', '--results', str(path)])
+    assert exit_info.value.code == 2 and 'mine.csv' in capsys.readouterr().err
+    assert path.read_text() == 'name,score\nx,1\n' and not fake.calls  # refused before measuring anything
+
+
+def test_csv_rows_of_a_failed_row_and_of_the_configs_optimizer():
+    from mlla_mm.analysis.results import csv_rows
+    info = dict(date='2026-01-02', commit='abc1234', card='NVIDIA H100', torch='2.0')
+    row = dict(task='mask_rcnn', model='Swin-T', input='2x3x800x1344', precision='fp16', adamw='config',
+               train_step_ms=100.0, first_train_step_s=2.5)
+    assert [(line['measure'], line['value']) for line in csv_rows(row, info)] == [('train_step_ms', '100'),
+                                                                                ('first_step_s', '2.5')]
+    assert csv_rows(dict(row, error='RuntimeError: no kernel'), info) == []
+
+
+def test_fast_cfg_reaches_the_backbone_and_names_the_row(mocked_benchmark):
+    """--attn-impl and --fast-cfg become MLLA's attn_impl and fast_cfg (once per --fast-cfg); plain takes none."""
+    benchmark, built, fake = mocked_benchmark
+    results = benchmark.main(['--peers', 'mlla', '--attn-impl', 'plain', 'fast', '--arch', 'small',
+                              '--fast-cfg', 'cuda_graphs=false', 'compile_stages=all', '--fast-cfg', '--no-train',
+                              '--cpu', '--iters', '1'])
+    assert [row['model'] for row in results['rows']] == [
+        'MLLA-S plain', 'MLLA-S fast cuda_graphs=False compile_stages=all', 'MLLA-S fast']
+    assert all(row['adamw'] == 'none' for row in results['rows'])  # the backbone level's default
+    assert [kwargs for _, kwargs in built] == [
+        dict(arch='small', drop_path_rate=0.0, with_cp=False, attn_impl='plain'),
+        dict(arch='small', drop_path_rate=0.0, with_cp=False, attn_impl='fast',
+             fast_cfg=dict(cuda_graphs=False, compile_stages='all')),
+        dict(arch='small', drop_path_rate=0.0, with_cp=False, attn_impl='fast')]
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--fast-cfg', 'cuda_graph=false'], "'cuda_graph' is not one of"),
+    (['--fast-cfg', 'cuda_graphs'], "'cuda_graphs' is not KEY=VALUE"),
+    (['--attn-impl', 'plain', '--fast-cfg', 'strict=true'], '--fast-cfg applies to --attn-impl fast or auto'),
+    (['--no-train', '--no-infer'], '--no-train and --no-infer leave nothing to measure'),
+    (['--adamw', 'config'], '--adamw config needs --level model'),
+    (['--level', 'model'], '--level model needs --config'),
+])
+def test_benchmark_refuses_bad_options(argv, message, capsys):
+    from mlla_mm.analysis.benchmark import parse_args
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_parse_fast_cfg_types():
+    from mlla_mm.analysis.rows import parse_fast_cfg
+    assert parse_fast_cfg(['cuda_graphs=False', 'compile_stages=train', 'strict=true', 'compile_convs=1']) == dict(
+        cuda_graphs=False, compile_stages='train', strict=True, compile_convs=1)
+
+
+def test_config_variant_sets_the_fast_path_or_swaps_the_backbone(tmp_path):
+    from mlla_mm.analysis.rows import Row, config_variant, task_name
+    from mlla_mm.apis.runner import load_config
+    cfg = load_config(str(ROOT / 'configs/detection/mask_rcnn_mlla_t.py'))
+    backbone = config_variant(cfg, Row('mlla', 'fast', dict(cuda_graphs=False))).model.backbone
+    assert (backbone.type, backbone.attn_impl, backbone.fast_cfg) == ('MLLA', 'fast', dict(cuda_graphs=False))
+    assert 'init_cfg' not in backbone and 'init_cfg' in cfg.model.backbone  # the config itself is untouched
+    assert 'fast_cfg' not in config_variant(cfg, Row('mlla', 'plain')).model.backbone
+    swin = config_variant(cfg, Row('swin_t')).model
+    assert swin.backbone.type == 'SwinTransformer' and swin.neck.in_channels == [96, 192, 384, 768]
+    assert task_name(cfg) == 'mask_rcnn' and task_name(None) == 'backbone'
+    assert task_name(load_config(str(ROOT / 'configs/segmentation/upernet_mlla_t.py'))) == 'upernet'
+    config = tmp_path / 'resnet_mask_rcnn.py'
+    config.write_text("_base_ = ['%s']\nmodel = dict(backbone=dict(_delete_=True, type='ResNet', depth=50))\n"
+                      % (ROOT / 'configs/detection/mask_rcnn_mlla_t.py'))
+    with pytest.raises(ValueError, match=r"resnet_mask_rcnn\.py: model\.backbone is 'ResNet', not MLLA"):
+        config_variant(load_config(str(config)), Row('mlla', 'plain'))
+
+
+def test_benchmark_measures_on_the_cpu(tmp_path):
+    """The command line end to end, nothing mocked: real timings of the plain MLLA-T and ConvNeXt-T, in a table,
+    JSON and results lines."""
+    out, results = tmp_path / 'bench.json', tmp_path / 'bench.csv'
+    result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'mlla', 'convnext_t',
+                      '--attn-impl', 'plain', '--shape', '64', '96', '--batch', '1', '--warmup', '1', '--iters', '2',
+                      '--cpu', '--json', out, '--results', results, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data['machine']['torch'] == torch.__version__
-    models = [row['model'] for row in data['rows']]
-    assert models == ['mlla_tiny[plain]', 'mlla_tiny[fast]', 'mlla_tiny[fast,stages]', 'mlla_tiny[fast,stages-all]',
-                      'mlla_tiny[fast,whole]', 'resnet50']
+    assert [row['model'] for row in data['rows']] == ['MLLA-T plain', 'ConvNeXt-T']
     for row in data['rows']:
         assert row['infer_ms'] > 0 and row['train_step_ms'] > 0 and row['images_per_s'] > 0
-    assert 'mlla_tiny[fast]' in result.stdout and 'infer ms' in result.stdout
-
-
-def test_benchmark_compile_settings_reach_the_backbone():
-    """--compile-stages backbone: compile_stages='all' and compile_backbone=True, in a backbone as in a config."""
-    tool = load_tool('tools/analysis/benchmark.py')
-    from mlla_mm.apis.runner import load_config
-    cfg = load_config(str(ROOT / 'configs/detection/mask_rcnn_mlla_t.py'))
-    for setting, stages, whole in (('backbone', 'all', True), ('all', 'all', False), ('on', True, False),
-                                   ('off', False, False)):
-        backbone = tool.config_variant(cfg, 'mlla', stages=tool.STAGE_SETTINGS[setting]).model.backbone
-        assert (backbone.compile_stages, backbone.compile_backbone) == (stages, whole), setting
-        built = tool.build_backbone('mlla', dict(arch='tiny', **tool.compile_options(tool.STAGE_SETTINGS[setting])))
-        assert built.compile_backbone is whole and built.layers[0].compile_stages == (
-            'train' if stages is True else stages), setting
-
-
-def test_benchmark_refuses_to_measure_nothing():
-    result = run_tool('tools/analysis/benchmark.py', '--no-train', '--no-infer', '--cpu', timeout=120)
-    assert result.returncode == 2 and '--no-train and --no-infer leave nothing to measure' in result.stderr
-
-
-def test_benchmark_adamw_forms(tmp_path):
-    """--adamw foreach fused none: each peer once per form of AdamW, and once with no optimizer step."""
-    out = tmp_path / 'bench.json'
-    result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'resnet50',
-                      '--adamw', 'foreach', 'fused', 'none', '--shape', '64', '64', '--batch', '1', '--warmup', '1',
-                      '--iters', '1', '--cpu', '--json', out, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = json.loads(out.read_text())['rows']
-    assert [(row['model'], row['adamw']) for row in rows] == [('resnet50', 'foreach'),
-                                                                ('resnet50+fused-adamw', 'fused'),
-                                                                ('resnet50+no-optimizer', 'none')]
-    assert all(row['train_step_ms'] > 0 for row in rows)
+    assert 'MLLA-T plain' in result.stdout and 'infer ms' in result.stdout
+    lines = read_results(results)[1:]
+    assert [(line[5], line[8]) for line in lines] == [  # forward and backward alone by default
+        (model, measure) for model in ('MLLA-T plain', 'ConvNeXt-T')
+        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_s')]
+    assert all(float(line[9]) > 0 for line in lines)
 
 
 def test_measure_steps_the_optimizer_it_is_given():
-    from mlla_mm.analysis import benchmark
+    from mlla_mm.analysis import timing
     model = torch.nn.Conv2d(3, 4, 3)
     x = torch.randn(1, 3, 8, 8)
     built, stepped = [], []
 
     def make_optimizer(m):
-        optimizer = benchmark.adamw(m, fused=True)
+        optimizer = timing.adamw(m, fused=True)
         optimizer.register_step_post_hook(lambda *args: stepped.append(1))
         built.append(optimizer)
         return optimizer
 
     before = model.weight.detach().clone()
-    result = benchmark.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
+    result = timing.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
                                'fp32', warmup=0, iters=2, batch_size=1, make_optimizer=make_optimizer)
     assert result['train_step_ms'] > 0
     # the first step (timed alone: a compiled model compiles in it) and the 2 timed ones
@@ -142,7 +281,7 @@ def test_measure_steps_the_optimizer_it_is_given():
 def test_measure_train_step_alone():
     """infer=False: no inference call at all (a compiled model compiles no inference graphs), and the first
     training step's time on its own."""
-    from mlla_mm.analysis import benchmark
+    from mlla_mm.analysis import timing
     calls = []
 
     class Recorder(torch.nn.Conv2d):
@@ -152,36 +291,39 @@ def test_measure_train_step_alone():
 
     model = Recorder(3, 4, 3)
     x = torch.randn(1, 3, 8, 8)
-    result = benchmark.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
+    result = timing.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
                                'fp32', warmup=3, iters=2, batch_size=1, infer=False)
     assert 'infer_ms' not in result and result['train_step_ms'] > 0 and result['first_train_step_s'] > 0
     assert calls == [(True, True)] * 5  # the first step, 2 more of warm-up, 2 timed
 
 
 def test_measure_without_an_optimizer_runs_forward_and_backward_alone():
-    from mlla_mm.analysis import benchmark
+    from mlla_mm.analysis import timing
     model = torch.nn.Conv2d(3, 4, 3)
     x = torch.randn(1, 3, 8, 8)
     before = model.weight.detach().clone()
-    result = benchmark.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
+    result = timing.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
                                'fp32', warmup=0, iters=2, batch_size=1, make_optimizer=lambda m: None)
     assert result['train_step_ms'] > 0
     assert torch.equal(before, model.weight) and model.weight.grad is not None
 
 
 def test_benchmark_model_level_with_the_configs_optimizer(tmp_path):
-    """--adamw config: the train step steps the config's optim_wrapper (GroupedOptimWrapperConstructor, fused)."""
-    out = tmp_path / 'bench.json'
+    """--level model: the whole Mask R-CNN stepped with the config's optim_wrapper by default (--adamw config),
+    written as the mask_rcnn task's train_step_ms."""
+    out, results = tmp_path / 'bench.json', tmp_path / 'bench.csv'
     result = run_tool('tools/analysis/benchmark.py', '--level', 'model', '--config',
-                      'configs/detection/mask_rcnn_mlla_t.py', '--peers', 'mlla', '--adamw', 'config',
-                      '--shape', '128', '128', '--batch', '1', '--warmup', '0', '--iters', '1', '--cpu',
-                      '--json', out, timeout=600)
+                      'configs/detection/mask_rcnn_mlla_t.py', '--peers', 'mlla', '--attn-impl', 'plain',
+                      '--shape', '128', '128', '--batch', '1', '--warmup', '0', '--iters', '1',
+                      '--cpu', '--json', out, '--results', results, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads(out.read_text())['rows']
-    assert [(row['model'], row['adamw']) for row in rows] == [('mlla_tiny[plain]+config-adamw', 'config')]
+    assert [(row['model'], row['adamw']) for row in rows] == [('MLLA-T plain', 'config')]
     assert rows[0]['train_step_ms'] > 0
-    refused = run_tool('tools/analysis/benchmark.py', '--adamw', 'config', '--cpu', timeout=60)
-    assert refused.returncode == 2 and '--adamw config needs --level model' in refused.stderr
+    lines = read_results(results)[1:]
+    assert [(line[4], line[5], line[6], line[8]) for line in lines] == [
+        ('mask_rcnn', 'MLLA-T plain', '1x3x128x128', measure)
+        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_s')]
 
 
 @pytest.fixture(scope='module')
@@ -248,75 +390,6 @@ def test_checkpoint_of_another_shape_names_key_and_shapes(tmp_path):
         check_checkpoint_fits(model, str(tmp_path / 'other.pth'))
 
 
-COMPILED_SCRIPT = '''
-import os, signal, torch
-from torch._dynamo.utils import counters
-f = torch.compile(lambda x: torch.nn.functional.silu(x) * x.sum(-1, keepdim=True), dynamic=True)
-x = torch.randn(8, 64, requires_grad=True)
-f(x).sum().backward()
-print('graph cache hits', counters['inductor']['fxgraph_cache_hit'], flush=True)
-os.kill(os.getpid(), signal.SIGTERM)  # as `timeout` stops a device call's process
-'''
-
-
-def test_compile_cache_carries_compiled_graphs_between_fresh_caches(tmp_path):
-    """benchmarks/scripts/compile_cache.py: the artifacts a process saves, also when SIGTERM stops it, make a
-    process with an empty Inductor cache hit the graph cache instead of compiling."""
-    script = tmp_path / 'compiled.py'
-    script.write_text(COMPILED_SCRIPT)
-
-    def run(cache_dir, *args):
-        env = {**os.environ, 'TORCHINDUCTOR_CACHE_DIR': str(tmp_path / cache_dir)}
-        return subprocess.run([sys.executable, str(ROOT / 'benchmarks/scripts/compile_cache.py'), *args, str(script)],
-                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-
-    first = run('first', '--save', str(tmp_path / 'a.bin'))
-    assert first.returncode == 143, first.stdout + first.stderr[-2000:]
-    assert 'graph cache hits 0' in first.stdout and 'saved' in first.stdout, first.stdout
-    second = run('second', '--load', str(tmp_path / '*.bin'), '--save', str(tmp_path / 'b.bin'))
-    assert second.returncode == 143 and 'loaded' in second.stdout, second.stdout + second.stderr[-2000:]
-    assert re.search(r'graph cache hits [1-9]', second.stdout), second.stdout
-    assert 'saved' in second.stdout, second.stdout  # what was loaded and hit is carried on again
-
-
-WITHOUT_MMCV = '''
-import runpy, sys
-sys.modules['mmcv'] = None  # importing mmcv fails, as on a device machine while mmcv builds
-sys.argv = ['warm_backbone.py', *sys.argv[1:]]
-runpy.run_path('benchmarks/scripts/warm_backbone.py', run_name='__main__')
-'''
-
-
-def test_warm_backbone_steps_the_configs_backbone_without_mmcv():
-    """benchmarks/scripts/warm_backbone.py: the backbone benchmark.py's model level builds (the config's drop-path
-    rate, the fast path with benchmark.py's defaults, or its options given), one train step, no mmcv needed."""
-    args = ['-c', WITHOUT_MMCV, 'configs/segmentation/upernet_mlla_t.py', '--shape', '64', '96', '--batch', '2',
-            '--precision', 'fp32', '--device', 'cpu']
-    result = run_tool(*args, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    row = json.loads(result.stdout.strip().splitlines()[-1])
-    assert row['train_step_ms'] > 0 and row['first_train_step_s'] > 0
-    assert row['cudnn_benchmark'] is True  # the segmentation runtime's env_cfg
-    backbone = row['backbone']
-    assert (backbone['arch'], backbone['drop_path_rate'], backbone['attn_impl']) == ('tiny', 0.2, 'fast')
-    assert (backbone['cuda_graphs'], backbone['compile_stages'], backbone['compile_backbone']) == (True, 'all', True)
-    assert 'init_cfg' not in backbone  # no pretrained file needed
-
-    result = run_tool(*args, '--cuda-graphs', 'off', '--compile-stages', 'on', timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    backbone = json.loads(result.stdout.strip().splitlines()[-1])['backbone']
-    assert (backbone['cuda_graphs'], backbone['compile_stages'], backbone['compile_backbone']) == (False, True, False)
-
-
-def test_warm_backbone_refuses_a_config_without_mlla(tmp_path):
-    config = tmp_path / 'resnet_upernet.py'
-    config.write_text("_base_ = ['%s']\nmodel = dict(backbone=dict(_delete_=True, type='ResNet', depth=50))\n"
-                      % (ROOT / 'configs/segmentation/upernet_mlla_t.py'))
-    result = run_tool('benchmarks/scripts/warm_backbone.py', config, '--device', 'cpu', timeout=300)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert f'{config}: model.backbone is not an MLLA backbone' in result.stderr
-
-
 class _Sleep(torch.autograd.Function):
     """The identity, sleeping ``forward_s`` in its forward and ``backward_s`` in its backward."""
 
@@ -357,10 +430,10 @@ class _SlowModel(torch.nn.Module):
 
 
 def test_step_phases_put_each_part_of_a_step_in_its_phase():
-    """benchmarks/scripts/step_phases.py: the hooks' marks split a step where the backbone's forward and backward
+    """tools/analysis/step_phases.py: the hooks' marks split a step where the backbone's forward and backward
     and the head's begin and end (host times on the CPU; lower bounds from the sleeps, upper ones well below the
     sleep that a wrong mark would move in)."""
-    tool = load_tool('benchmarks/scripts/step_phases.py')
+    tool = load_tool('tools/analysis/step_phases.py')
     batch = dict(train=dict(inputs=torch.randn(1, 3, 8, 8), mode='loss'))
     phases = tool.phases_of(_SlowModel(), lambda: batch, torch.device('cpu'), 'fp32', 'foreach', None,
                             warmup=0, iters=1)
@@ -376,25 +449,26 @@ def test_step_phases_put_each_part_of_a_step_in_its_phase():
 
 def test_step_phases_of_a_config(tmp_path):
     out = tmp_path / 'phases.json'
-    result = run_tool('benchmarks/scripts/step_phases.py', '--level', 'model', '--config',
-                      'configs/demo/mask_rcnn_mlla_t_demo.py', '--peers', 'mlla', '--adamw', 'config',
+    result = run_tool('tools/analysis/step_phases.py', '--level', 'model', '--config',
+                      'configs/demo/mask_rcnn_mlla_t_demo.py', '--peers', 'mlla', '--attn-impl', 'plain',
+                      '--adamw', 'config',
                       '--shape', '64', '96', '--batch', '2', '--warmup', '0', '--iters', '1', '--cpu', '--json', out,
                       timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads(out.read_text())['rows']
-    assert [(row['model'], row['adamw']) for row in rows] == [('mlla_tiny[plain]', 'config')]
+    assert [(row['model'], row['adamw']) for row in rows] == [('MLLA-T plain', 'config')]
     assert rows[0]['phases']['backbone forward']['host_ms'] > 0
     assert 'after its last output' in result.stdout
-    refused = run_tool('benchmarks/scripts/step_phases.py', '--cpu', timeout=120)
-    assert refused.returncode == 1 and 'step_phases.py measures whole models' in refused.stderr
+    with pytest.raises(SystemExit, match='step_phases.py measures whole models'):
+        load_tool('tools/analysis/step_phases.py').main(['--cpu'])
 
 
 def test_channels_last_converts_weights_and_images_only():
-    benchmark = load_tool('tools/analysis/benchmark.py')
+    from mlla_mm.analysis.rows import to_channels_last
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
     images, labels = torch.randn(2, 3, 9, 7), torch.tensor([0, 1])
     expected = model(images)
-    model, make = benchmark.to_channels_last(model, lambda: dict(train=dict(inputs=images, labels=labels)))
+    model, make = to_channels_last(model, lambda: dict(train=dict(inputs=images, labels=labels)))
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert not model[0].weight.is_contiguous()  # 8 x 3 x 3 x 3: the two formats differ
     batch = make()['train']
@@ -404,7 +478,7 @@ def test_channels_last_converts_weights_and_images_only():
 
 
 def test_profile_step_sorts_operators_into_kinds_and_needs_a_gpu():
-    tool = load_tool('benchmarks/scripts/profile_step.py')
+    tool = load_tool('tools/analysis/profile_step.py')
     kinds = {name: tool.kind_of(name) for name in ('aten::convolution_backward', 'aten::cudnn_batch_norm',
                                                   'aten::upsample_bilinear2d_backward', 'aten::cat', 'aten::topk',
                                                   'aten::_log_softmax', 'aten::addmm', 'aten::_fused_adamw_',
@@ -413,9 +487,8 @@ def test_profile_step_sorts_operators_into_kinds_and_needs_a_gpu():
                      'aten::upsample_bilinear2d_backward': 'resize', 'aten::cat': 'concatenation',
                      'aten::topk': 'loss and accuracy', 'aten::_log_softmax': 'loss and accuracy',
                      'aten::addmm': 'matmul', 'aten::_fused_adamw_': 'optimizer', 'aten::copy_': 'other'}
-    refused = run_tool('benchmarks/scripts/profile_step.py', '--level', 'model', '--config',
-                       'configs/segmentation/upernet_mlla_t.py', '--cpu', timeout=120)
-    assert refused.returncode == 1 and 'profile_step.py profiles whole models on a GPU' in refused.stderr
+    with pytest.raises(SystemExit, match='profile_step.py profiles whole models on a GPU'):
+        tool.main(['--level', 'model', '--config', 'configs/segmentation/upernet_mlla_t.py', '--cpu'])
 
 
 def test_flops_count_the_matmul_resize_heads_as_mmseg_heads():

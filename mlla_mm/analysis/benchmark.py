@@ -1,200 +1,211 @@
-"""Speed and memory of MLLA against the backbones a user would pick instead, measured in one process.
+"""Speed and memory of MLLA against the backbones a user would pick instead, measured row by row in one process.
 
-Two levels:
-
-- ``backbone``: the backbone alone on a ``(B, 3, H, W)`` batch: MLLA (arch of choice), Swin-T (mmdet),
-  ResNet-50 (mmdet) and ConvNeXt-T (timm);
-- ``detector`` / ``segmentor``: the whole model of a config (Mask R-CNN or UperNet) with its backbone swapped for
-  each peer, everything else the same.
-
-For each: inference latency (median of many timed iterations after warm-up; CUDA events on a GPU, wall clock on
-the CPU), images per second, one training step (forward, backward, optimizer step) and the peak GPU memory of that
-step. Precisions: fp32, and fp16 / bf16 autocast (``torch.autocast``).
+Two levels: ``backbone``, the backbone alone on a ``(B, 3, H, W)`` batch (MLLA and its peers Swin-T, ResNet-50,
+ConvNeXt-T), and ``model``, a config's whole model (Mask R-CNN, UperNet) with its backbone swapped for each peer.
+For each row: inference latency and images per second, one training step (forward, backward and the chosen
+optimizer) with its first-step time and peak GPU memory. The rows go to the screen, to JSON (``--json``) and as
+lines of a results CSV (``--results``, :mod:`.results`). ``tools/analysis/benchmark.py`` is its command line;
+other measurements of a row (``tools/analysis/step_phases.py``, ``profile_step.py``) step the same rows through
+:func:`each_row`.
 """
-import copy
-import statistics
-import time
-from contextlib import nullcontext
-from typing import Callable, Dict, List, Optional, Sequence
+import argparse
+from typing import Callable, Dict, List, Optional
 
 import torch
-import torch.nn as nn
 
-PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+from .results import append_csv, check_results_file, csv_rows, machine, write_json
+from .rows import (ATTN_IMPLS, FAST_CFG_KEYS, PEERS, backbone_batch, build_backbone, mlla_kwargs, model_and_batch,
+                   parse_fast_cfg, row_name, row_variants, task_name, to_channels_last, use_configs_cudnn_setting)
+from .timing import OPTIMIZER_FORMS, PRECISIONS, matmul_rate, measure, optimizer_maker
 
-# Backbone settings of the peers, as mmdet's configs give them (stage outputs at strides 4-32).
-PEER_BACKBONES = {
-    'swin_t': dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
-                   window_size=7, mlp_ratio=4, qkv_bias=True, drop_path_rate=0.2, patch_norm=True,
-                   out_indices=(0, 1, 2, 3), with_cp=False),  # keys both mmdet's and mmseg's Swin take
-    'resnet50': dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1,
-                     norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True, style='pytorch'),
-}
-PEER_CHANNELS = {'swin_t': [96, 192, 384, 768], 'resnet50': [256, 512, 1024, 2048],
-                 'convnext_t': [96, 192, 384, 768]}
+BACKBONE_PEERS = list(PEERS)
+MODEL_PEERS = ['mlla', 'swin_t', 'resnet50']
 
 
-class TimmFeatures(nn.Module):
-    """A timm model as a multi-scale backbone (features_only), with timm imported only when used."""
-
-    def __init__(self, name: str):
-        super().__init__()
-        import timm
-        self.model = timm.create_model(name, pretrained=False, features_only=True)
-
-    def forward(self, x):
-        return tuple(self.model(x))
-
-
-def build_backbone(name: str, mlla_kwargs: Optional[Dict] = None) -> nn.Module:
-    """``mlla`` (with ``mlla_kwargs``), ``swin_t``, ``resnet50`` or ``convnext_t``."""
-    if name == 'mlla':
-        from mlla_mm import MLLA
-        return MLLA(**(mlla_kwargs or {}))
-    if name == 'convnext_t':
-        return TimmFeatures('convnext_tiny')
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdet')
-    return MODELS.build(copy.deepcopy(PEER_BACKBONES[name]))
-
-
-def _sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn: Callable[[], None], device: torch.device, warmup: int, iters: int) -> List[float]:
-    """Milliseconds of each of ``iters`` calls after ``warmup`` calls (CUDA events on a GPU)."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(iters):
-        if device.type == 'cuda':
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return times
+def build_parser(description: Optional[str] = None, results: bool = True) -> argparse.ArgumentParser:
+    """The options of a benchmark run: which rows (level, config, peers, MLLA's path and fast-path options), on
+    what batch and precision, how many iterations, which optimizer, and where results go (``results``: with
+    --results, for a tool that writes a results CSV)."""
+    parser = argparse.ArgumentParser(description=description or __doc__.split('\n')[0])
+    parser.add_argument('--level', choices=['backbone', 'model'], default='backbone')
+    parser.add_argument('--arch', default='tiny', help='MLLA arch (backbone level; a model takes its config\'s)')
+    parser.add_argument('--config', help='detection or segmentation config (model level)')
+    parser.add_argument('--shape', type=int, nargs=2, default=[800, 1344], metavar=('H', 'W'))
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--precision', nargs='+', choices=sorted(PRECISIONS), default=['fp32'])
+    parser.add_argument('--peers', nargs='+', choices=PEERS,
+                        help=f'backbones to measure (default: {BACKBONE_PEERS} at the backbone level, '
+                             f'{MODEL_PEERS} at the model level)')
+    parser.add_argument('--warmup', type=int, default=10)
+    parser.add_argument('--iters', type=int, default=50)
+    parser.add_argument('--no-train', action='store_true', help='inference only')
+    parser.add_argument('--no-infer', action='store_true',
+                        help='training step only (a compiled model then compiles no inference graphs)')
+    parser.add_argument('--with-cp', action='store_true', help='MLLA with gradient checkpointing (backbone level)')
+    parser.add_argument('--attn-impl', nargs='+', choices=ATTN_IMPLS, default=['auto'],
+                        help="MLLA's attn_impl, each its own row (e.g. plain fast)")
+    parser.add_argument('--fast-cfg', nargs='*', action='append', metavar='KEY=VALUE',
+                        help=f"MLLA's fast_cfg for the fast / auto rows (keys: {', '.join(FAST_CFG_KEYS)}; "
+                             'true/false for switches); given again, one more set of rows: '
+                             '--fast-cfg cuda_graphs=true --fast-cfg cuda_graphs=false measures both')
+    parser.add_argument('--adamw', nargs='+', choices=OPTIMIZER_FORMS,
+                        help="the train step's optimizer: none: forward and backward alone (the backbone level's "
+                             "default); config: the config's optim_wrapper as training builds it (model level, its "
+                             "default); torch's AdamW, multi-tensor (foreach) or fused, over all parameters in one "
+                             'group. Several: each row once per form (inference is measured with the first)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='every model (weights and input images) in channels-last memory format')
+    parser.add_argument('--roofline', action='store_true',
+                        help='also report achieved TFLOP/s of inference against a measured matmul rate (backbone)')
+    parser.add_argument('--cpu', action='store_true', help='measure on the CPU even if a GPU is there')
+    parser.add_argument('--json', help='write the results (machine, arguments, rows) here')
+    if results:
+        parser.add_argument('--results', metavar='FILE.csv',
+                            help='append the measured values to this results CSV (created if absent)')
+    parser.set_defaults(results=None)
+    return parser
 
 
-def _loss_of(outputs) -> torch.Tensor:
-    if isinstance(outputs, dict):  # mmdet / mmseg loss dict
-        return sum(v.sum() if isinstance(v, torch.Tensor) else sum(x.sum() for x in v)
-                   for k, v in outputs.items() if 'loss' in k)
-    return sum(o.float().mean() for o in outputs)
+def parse_args(argv=None, parser: Optional[argparse.ArgumentParser] = None) -> argparse.Namespace:
+    """Parsed and checked options; ``fast_cfgs``: one fast_cfg dict per --fast-cfg (``[{}]`` when none)."""
+    parser = parser or build_parser()
+    args = parser.parse_args(argv)
+    args.adamw = args.adamw or (['config'] if args.level == 'model' else ['none'])
+    if args.level == 'model' and not args.config:
+        parser.error('--level model needs --config')
+    if 'config' in args.adamw and args.level != 'model':
+        parser.error("--adamw config needs --level model (the config's optim_wrapper)")
+    if {'config', 'none'} <= set(args.adamw) and args.results:
+        parser.error('--adamw config and none both write train_step_ms to --results: measure them in two runs')
+    if args.no_train and args.no_infer:
+        parser.error('--no-train and --no-infer leave nothing to measure')
+    try:
+        args.fast_cfgs = [parse_fast_cfg(items) for items in (args.fast_cfg or [[]])]
+    except ValueError as err:
+        parser.error(f'--fast-cfg: {err}')
+    if args.fast_cfg and not {'fast', 'auto'} & set(args.attn_impl):
+        parser.error('--fast-cfg applies to --attn-impl fast or auto rows only')
+    if args.results:
+        try:
+            check_results_file(args.results)
+        except ValueError as err:
+            parser.error(f'--results: {err}')
+    return args
 
 
-def amp_tools(device: torch.device, precision: str):
-    """The autocast context of a step at ``precision`` (none for fp32) and its GradScaler (scaling for fp16 only)."""
-    dtype = PRECISIONS[precision]
-    autocast = torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext()
-    return autocast, torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+def device_of(args) -> torch.device:
+    return torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
 
 
-def train_step(model: nn.Module, inputs: Dict, optimizer: Optional[torch.optim.Optimizer], scaler, autocast,
-               mark: Optional[Callable[[str], None]] = None) -> None:
-    """One training step of ``model(**inputs)``: gradients cleared, forward under ``autocast``, the summed loss's
-    backward through ``scaler``, then the optimizer's step (none if ``optimizer`` is None). ``mark(name)``, when
-    given, is called after the loss ('loss'), the backward ('backward done') and the optimizer ('optimizer done')."""
-    mark = mark or (lambda name: None)
-    (model if optimizer is None else optimizer).zero_grad(set_to_none=True)
-    with autocast:
-        loss = _loss_of(model(**inputs))
-    mark('loss')
-    scaler.scale(loss).backward()
-    mark('backward done')
-    if optimizer is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    mark('optimizer done')
+def each_row(args, device: torch.device, measure_row: Callable) -> Dict:
+    """``measure_row(cfg, precision, adamw_form, model, make, name)`` (a row's dict) over the rows of a run, in
+    order precision, optimizer form, row; returned with the machine and arguments, and written to --json.
+
+    The config (``cfg``; None at the backbone level) is loaded and its cuDNN setting applied once, the seed reset
+    per row, and each model freed, with the GPU's cache, before the next is built."""
+    # Fixed shapes at the backbone level: let cuDNN pick its fastest kernels. A whole model follows its config's
+    # env_cfg (mmdet: off), as training would: the RoI heads see a new number of boxes at every step, and cuDNN
+    # would benchmark each new shape again.
+    torch.backends.cudnn.benchmark = True
+    cfg, arch = None, args.arch
+    if args.level == 'model':
+        from ..apis.runner import load_config
+        cfg = load_config(args.config)
+        use_configs_cudnn_setting(cfg)
+        arch = cfg.model.backbone.get('arch', 'tiny')
+    peers = args.peers or (BACKBONE_PEERS if args.level == 'backbone' else MODEL_PEERS)
+    rows = []
+    for precision in args.precision:
+        for adamw_form in args.adamw:
+            for row in row_variants(peers, args.attn_impl, args.fast_cfgs):
+                torch.manual_seed(0)
+                if cfg is None:
+                    model = build_backbone(row.peer, mlla_kwargs(row, arch, args.with_cp))
+                    make = backbone_batch(args.batch, args.shape, device)
+                else:
+                    model, make = model_and_batch(cfg, row, args.batch, args.shape, device)
+                if args.channels_last:
+                    model, make = to_channels_last(model, make)
+                rows.append(measure_row(cfg, precision, adamw_form, model, make,
+                                        row_name(row, arch, args.channels_last)))
+                del model, make
+                if device.type == 'cuda':
+                    torch.cuda.empty_cache()
+    results = dict(machine=machine(device), args=vars(args), rows=rows)
+    if args.json:
+        write_json(results, args.json)
+    return results
 
 
-def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.device, precision: str,
-            warmup: int, iters: int, batch_size: int, train: bool = True,
-            make_optimizer: Optional[Callable[[nn.Module], Optional[torch.optim.Optimizer]]] = None,
-            infer: bool = True) -> Dict:
-    """Inference and training-step timings of ``model(**make_batch())`` (``mode`` keys for mmdet/mmseg models);
-    ``train=False`` skips the training step, ``infer=False`` the inference.
+def run(args) -> Dict:
+    """Measures each row, prints it and appends its values to --results as soon as it is measured (so a run stopped
+    later keeps them); returns (and writes to --json) the results."""
+    device = device_of(args)
+    info = machine(device)
+    print_row = RowPrinter()
 
-    ``first_train_step_s``: the wall time of the first training step, which for a compiled model is mostly its
-    compile (with ``infer=False`` the inference graphs are not compiled before it).
+    def measure_row(cfg, precision, adamw_form, model, make, name):
+        row = dict(task=task_name(cfg), model=name, input='x'.join(map(str, [args.batch, 3, *args.shape])),
+                   adamw=adamw_form, precision=precision, batch=args.batch, shape=list(args.shape),
+                   params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+        try:
+            row.update(measure(model, make, device, precision, args.warmup, args.iters, args.batch,
+                               train=not args.no_train, make_optimizer=optimizer_maker(adamw_form, cfg),
+                               infer=not args.no_infer and adamw_form == args.adamw[0]))
+        except RuntimeError as err:  # e.g. a kernel without this dtype: record it, go on with the rest
+            row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0]}'
+        if args.level == 'backbone' and args.roofline and 'infer_ms' in row:
+            row.update(roofline(model, row, args, device))
+        print_row(row)
+        if args.results:
+            append_csv(csv_rows(row, info), args.results)
+        return row
 
-    The training step's optimizer is ``make_optimizer(model)``; by default torch's AdamW in its default
-    (multi-tensor) form over the trainable parameters, in one group. Should ``make_optimizer`` return None, the
-    step is forward and backward alone.
-    """
-    autocast, scaler = amp_tools(device, precision)
-    batch = make_batch()
-    model = model.to(device)
-    model.eval()
-
-    def run_inference():
-        with torch.no_grad(), autocast:
-            model(**batch['predict'])
-
-    result = {}
-    if infer:
-        infer_ms = time_call(run_inference, device, warmup, iters)
-        result.update(infer_ms=statistics.median(infer_ms),
-                      images_per_s=batch_size * 1e3 / statistics.median(infer_ms))
-    if not train:
-        return result
-
-    model.train()
-    optimizer = (make_optimizer or adamw)(model)
-
-    def step():
-        train_step(model, batch['train'], optimizer, scaler, autocast)
-
-    if device.type == 'cuda':
-        # The peak is reset before the first step, not after it. Why: CUDA graphs allocate a step's activations
-        # once, when they record it (in the first steps), and replays allocate nothing; a peak taken over replays
-        # alone misses them (measured on an H100: 482 MiB for a step that needs 3.9 GiB, 2026-11-27).
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    step()
-    _sync(device)
-    result['first_train_step_s'] = time.perf_counter() - start
-    train_ms = time_call(step, device, max(warmup - 1, 0), iters)  # that first step was one of the warm-up
-    result['train_step_ms'] = statistics.median(train_ms)
-    result['train_step_ms_min'], result['train_step_ms_max'] = min(train_ms), max(train_ms)
-    if device.type == 'cuda':
-        result['train_peak_mem_mib'] = torch.cuda.max_memory_allocated(device) / 2**20
-    return result
+    return each_row(args, device, measure_row)
 
 
-def adamw(model: nn.Module, **options) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters of ``model``, in one group (``options``: e.g. ``fused=True``)."""
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, **options)
+def roofline(model, row: Dict, args, device: torch.device) -> Dict:
+    """Achieved TFLOP/s of the row's inference against this device's measured matmul rate in its precision."""
+    from .complexity import backbone_flops
+    macs = backbone_flops(model, args.shape) * args.batch
+    rate = matmul_rate(device, PRECISIONS[row['precision']] or torch.float32)
+    achieved = 2 * macs / (row['infer_ms'] / 1e3) / 1e12
+    return dict(gmacs=macs / 1e9, achieved_tflops=achieved, matmul_tflops=rate / 1e12,
+                fraction_of_matmul_rate=achieved / (rate / 1e12))
 
 
-def backbone_batch(batch_size: int, shape: Sequence[int], device: torch.device) -> Callable[[], Dict]:
-    def make():
-        x = torch.randn(batch_size, 3, *shape, device=device)
-        return dict(predict=dict(x=x), train=dict(x=x))
-    return make
+class RowPrinter:
+    """Prints measured rows as a table, its header before the first."""
+
+    HEADER = (f'{"model":<36} {"optimizer":<9} {"prec":<5} {"input":>14} {"params":>8} {"infer ms":>9} '
+              f'{"img/s":>9} {"train ms":>9} {"peak MiB":>9}')
+
+    def __init__(self):
+        self.header_done = False
+
+    def __call__(self, row: Dict) -> None:
+        if not self.header_done:
+            print(self.HEADER)
+            self.header_done = True
+        start = f'{row["model"]:<36} {row["adamw"]:<9} {row["precision"]:<5} {row["input"]:>14}'
+        if 'error' in row:
+            print(f'{start} error: {row["error"]}', flush=True)
+            return
+        value = {key: row.get(key, float('nan'))  # nan: not measured
+                 for key in ('infer_ms', 'images_per_s', 'train_step_ms', 'train_peak_mem_mib')}
+        print(f'{start} {row["params_m"]:>7.1f}M {value["infer_ms"]:>9.2f} {value["images_per_s"]:>9.1f} '
+              f'{value["train_step_ms"]:>9.2f} {value["train_peak_mem_mib"]:>9.0f}'
+              + (f'  {row["achieved_tflops"]:.2f} of {row["matmul_tflops"]:.1f} TFLOP/s'
+                 if 'achieved_tflops' in row else '')
+              + (f'  first train step {row["first_train_step_s"]:.1f} s' if 'first_train_step_s' in row else ''),
+              flush=True)
 
 
-def backbone_flops(model: nn.Module, shape: Sequence[int]) -> float:
-    """Multiply-adds of one forward pass of a backbone on one image (mmengine's FlopAnalyzer)."""
-    from mmengine.analysis import FlopAnalyzer
-    model = copy.deepcopy(model).cpu()
-    model.eval()  # not chained: mmdet's Swin.train() returns None
-    for module in model.modules():  # the tracer cannot walk `None` children (mmdet's Swin has some)
-        for name, child in list(module._modules.items()):
-            if child is None:
-                del module._modules[name]
-                object.__setattr__(module, name, None)
-    with torch.no_grad():
-        analyzer = FlopAnalyzer(model, inputs=(torch.zeros(1, 3, *shape), ))
-        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
-        return float(analyzer.total())
+def main(argv: Optional[List[str]] = None) -> Dict:
+    args = parse_args(argv)
+    results = run(args)
+    print('machine:', results['machine'])
+    for path in (args.json, args.results):
+        if path:
+            print(f'wrote {path}')
+    return results

@@ -71,3 +71,19 @@ def count_complexity(cfg: Config, shape: Optional[Sequence[int]] = None) -> Dict
         flops = analyzer.total()
     params = sum(p.numel() for p in model.parameters())
     return dict(flops=flops, params=params, shape=(height, width), table=complexity_stats_table(analyzer))
+
+
+def backbone_flops(model: torch.nn.Module, shape: Sequence[int]) -> float:
+    """Multiply-adds of one forward pass of a backbone on one ``(3, H, W)`` image (mmengine's FlopAnalyzer)."""
+    import copy
+    model = copy.deepcopy(model).cpu()
+    model.eval()  # not chained: mmdet's Swin.train() returns None
+    for module in model.modules():  # the tracer cannot walk `None` children (mmdet's Swin has some)
+        for name, child in list(module._modules.items()):
+            if child is None:
+                del module._modules[name]
+                object.__setattr__(module, name, None)
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(model, inputs=(torch.zeros(1, 3, *shape), ))
+        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
+        return float(analyzer.total())

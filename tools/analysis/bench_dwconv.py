@@ -1,6 +1,6 @@
 """The 3x3 depthwise convolution of MLLA-T's blocks: Triton kernels against cuDNN, per stage shape.
 
-    python benchmarks/scripts/bench_dwconv.py [--dtype bf16] [--sweep]
+    python tools/analysis/bench_dwconv.py [--dtype bf16] [--sweep]
 
 Each piece (forward without the bias, which the fast path adds outside the operator; backward = input and weight
 gradients) is captured in a CUDA graph and replayed, so the times are GPU time without Python's launch overhead
@@ -9,13 +9,14 @@ path's operator does by default (MLLA ``triton_dwconv=False``).
 ``--sweep`` also tries other tile sizes of the Triton kernels.
 """
 import argparse
-import os
+import os.path as osp
 import statistics
 import sys
 
 import torch
 
-sys.path.insert(0, os.getcwd())
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
+
 from mlla_mm.models.layers import dwconv, triton_dwconv  # noqa: E402
 
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}

@@ -1,8 +1,8 @@
 """Time one optimizer step of a config's model: mmengine's default constructor (one parameter group per parameter)
 against GroupedOptimWrapperConstructor, each with AdamW's foreach and fused forms.
 
-    python benchmarks/scripts/bench_optimizer.py configs/detection/mask_rcnn_mlla_t.py            # on the GPU
-    python benchmarks/scripts/bench_optimizer.py configs/detection/mask_rcnn_mlla_t.py --tiny-params --cpu
+    python tools/analysis/bench_optimizer.py configs/detection/mask_rcnn_mlla_t.py            # on the GPU
+    python tools/analysis/bench_optimizer.py configs/detection/mask_rcnn_mlla_t.py --tiny-params --cpu
 
 The step is timed alone (gradients set once, then ``optimizer.step()`` repeatedly, synchronised), so on a GPU the
 numbers are the host's time to issue the step where that exceeds the GPU's. ``--tiny-params`` replaces every

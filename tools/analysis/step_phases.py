@@ -1,11 +1,11 @@
 """Where a whole model's train step goes, per backbone in one process: GPU time (CUDA events) and host time.
 
-    python benchmarks/scripts/step_phases.py --level model --config configs/segmentation/upernet_mlla_t.py \
+    python tools/analysis/step_phases.py --level model --config configs/segmentation/upernet_mlla_t.py \
         --shape 512 512 --batch 8 --precision fp16 --adamw config --peers swin_t mlla --attn-impl fast \
         [--json phases.json]
 
 It takes ``tools/analysis/benchmark.py``'s arguments (model level) and builds the same models and batches, and
-steps each with ``mlla_mm.analysis.benchmark.train_step``, the step its ``measure`` times (autocast, a GradScaler for
+steps each with ``mlla_mm.analysis.timing.train_step``, the step its ``measure`` times (autocast, a GradScaler for
 fp16, the chosen optimizer). Marks within a step:
 
 - ``before the backbone``: zero_grad and the model's own work before its backbone;
@@ -26,8 +26,8 @@ same marks. Each step ends with a synchronisation (so steps do not overlap, unli
 numbers are medians over ``--iters`` steps after ``--warmup``.
 
 Why: a model's step minus its backbone alone is no measure of the heads. An eager backbone alone waits on the host,
-while in the model the host queues its kernels as the GPU runs the heads'; that subtraction once showed 11-18 ms
-of UperNet's step with MLLA-T that this split found to be its artefact (benchmarks/h100_2026-11-28_models/).
+while in the model the host queues its kernels as the GPU runs the heads', so that subtraction can show a cost of
+the backbone that is not there; this split measures the phases within one step.
 """
 import os.path as osp
 import statistics
@@ -36,13 +36,10 @@ import time
 
 import torch
 
-ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
 
-import benchmark  # noqa: E402  tools/analysis/benchmark.py
-
-from mlla_mm.analysis.benchmark import amp_tools, train_step  # noqa: E402
+from mlla_mm.analysis.benchmark import build_parser, device_of, each_row, parse_args  # noqa: E402
+from mlla_mm.analysis.timing import amp_tools, optimizer_maker, train_step  # noqa: E402
 
 MARKS = ('start', 'backbone in', 'backbone out', 'loss', 'first grad at backbone', 'last grad at backbone',
          'backward done', 'optimizer done')
@@ -108,7 +105,7 @@ def phases_of(model, make_batch, device, precision, adamw_form, cfg, warmup, ite
     autocast, scaler = amp_tools(device, precision)
     model = model.to(device).train()
     batch = make_batch()
-    optimizer = benchmark.optimizer_maker(adamw_form, cfg)(model)
+    optimizer = optimizer_maker(adamw_form, cfg)(model)
     clock = StepClock(device)
     hooks = watch_backbone(model.backbone, clock)
     samples = []
@@ -130,10 +127,10 @@ def phases_of(model, make_batch, device, precision, adamw_form, cfg, warmup, ite
 
 
 def main(argv=None):
-    args = benchmark.parse_args(argv)
+    args = parse_args(argv, build_parser(__doc__.split('\n')[0], results=False))
     if args.level != 'model':
         raise SystemExit('step_phases.py measures whole models: give --level model and --config')
-    device = torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
+    device = device_of(args)
 
     def measure(cfg, precision, adamw_form, model, make, name):
         phases = phases_of(model, make, device, precision, adamw_form, cfg, args.warmup, args.iters)
@@ -143,7 +140,7 @@ def main(argv=None):
             print(f'  {phase:<26} GPU {gpu} ms   host {times["host_ms"]:9.2f} ms', flush=True)
         return dict(model=name, precision=precision, adamw=adamw_form, phases=phases)
 
-    return benchmark.measure_each_model(args, device, measure)
+    return each_row(args, device, measure)
 
 
 if __name__ == '__main__':

@@ -1,29 +1,26 @@
 """Which GPU operations a whole model's train step spends its time in, per backbone: torch.profiler's table.
 
-    python benchmarks/scripts/profile_step.py --level model --config configs/segmentation/upernet_mlla_t.py \
+    python tools/analysis/profile_step.py --level model --config configs/segmentation/upernet_mlla_t.py \
         --shape 512 512 --batch 8 --precision fp16 --adamw config --peers swin_t [--channels-last] \
         --warmup 5 --iters 5 [--json ops.json]
 
 It takes ``tools/analysis/benchmark.py``'s arguments (model level), builds the same models and batches and steps
-them with ``mlla_mm.analysis.benchmark.train_step``; after ``--warmup`` steps it records ``--iters`` steps and
+them with ``mlla_mm.analysis.timing.train_step``; after ``--warmup`` steps it records ``--iters`` steps and
 prints the operators with the most GPU time of their own (per step), and the share of the step that
 convolutions (forward and backward), normalisation, resizing, concatenation and the losses take.
 
-Why: ``step_phases.py`` found UperNet's heads to take 74% of Swin-T's step on an H100, 158 ms of GPU time for
-about 3.3 TFLOP of forward convolutions; this says which of their operations is the cost.
+Why: where ``step_phases.py`` finds the heads' share of a step large, this says which of their operations is the
+cost.
 """
 import os.path as osp
 import sys
 
 import torch
 
-ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
 
-import benchmark  # noqa: E402  tools/analysis/benchmark.py
-
-from mlla_mm.analysis.benchmark import amp_tools, train_step  # noqa: E402
+from mlla_mm.analysis.benchmark import build_parser, each_row, parse_args  # noqa: E402
+from mlla_mm.analysis.timing import amp_tools, optimizer_maker, train_step  # noqa: E402
 
 # ATen operators by kind, for the summary (a name matches the first kind one of whose words it contains)
 KINDS = (('convolution', ('conv',)), ('normalisation', ('norm',)), ('resize', ('upsample', 'interpolate')),
@@ -44,7 +41,7 @@ def profile(model, make_batch, device, precision, adamw_form, cfg, warmup, iters
     autocast, scaler = amp_tools(device, precision)
     model = model.to(device).train()
     batch = make_batch()
-    optimizer = benchmark.optimizer_maker(adamw_form, cfg)(model)
+    optimizer = optimizer_maker(adamw_form, cfg)(model)
     for _ in range(warmup):
         train_step(model, batch['train'], optimizer, scaler, autocast)
     torch.cuda.synchronize(device)
@@ -64,7 +61,7 @@ def profile(model, make_batch, device, precision, adamw_form, cfg, warmup, iters
 
 
 def main(argv=None):
-    args = benchmark.parse_args(argv)
+    args = parse_args(argv, build_parser(__doc__.split('\n')[0], results=False))
     if args.level != 'model' or not torch.cuda.is_available() or args.cpu:
         raise SystemExit('profile_step.py profiles whole models on a GPU: give --level model and --config')
     device = torch.device('cuda')
@@ -83,7 +80,7 @@ def main(argv=None):
         return dict(model=name, precision=precision, adamw=adamw_form, total_ms=total, kinds=kinds,
                     ops=[dict(op=op, ms=ms, calls=calls) for op, ms, calls in ops])
 
-    return benchmark.measure_each_model(args, device, measure)
+    return each_row(args, device, measure)
 
 
 if __name__ == '__main__':
