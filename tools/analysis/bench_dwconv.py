@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
 
-from mlla_mm.models.layers import dwconv, triton_dwconv  # noqa: E402
+from mlla_mm.models.fast import dwconv, triton_dwconv  # noqa: E402
 
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
 # (batch, H, W, C): MLLA-T's four stages at 2x800x1344, and the first and last at 128x224x224
