@@ -408,8 +408,8 @@ def test_launch_scripts_command_lines(tmp_path):
 
 def test_slurm_launcher_on_cpu_initialises_gloo(tmp_path):
     code = ('import torch.distributed as d\n'
-            'from mlla_mm.apis.runner import _init_cpu_distributed\n'
-            '_init_cpu_distributed("slurm", {})\n'
+            'from mlla_mm.apis.distributed import init_cpu_distributed\n'
+            'init_cpu_distributed("slurm", {})\n'
             'print("group", d.get_backend(), d.get_world_size(), d.get_rank())\n'
             'd.destroy_process_group()\n')
     env = {'SLURM_PROCID': '0', 'SLURM_NTASKS': '1', 'SLURM_NODELIST': 'node1', 'SLURM_LOCALID': '0',

@@ -15,7 +15,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 from mmengine.config import DictAction  # noqa: E402
 
 from mlla_mm.apis.inference import list_images, predict_and_draw  # noqa: E402
-from mlla_mm.apis.runner import load_config  # noqa: E402
+from mlla_mm.apis import load_config  # noqa: E402
 
 
 def main(argv=None):

@@ -22,7 +22,7 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 
 from mlla_mm.apis.inference import predict_and_draw  # noqa: E402
-from mlla_mm.apis.runner import build_runner, load_config, prepare_train_config  # noqa: E402
+from mlla_mm.apis import build_runner, load_config, prepare_train_config  # noqa: E402
 from mlla_mm.datasets import ensure_demo_data  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/demo/mask_rcnn_mlla_t_demo.py'
