@@ -7,15 +7,17 @@ The task (mmdet or mmseg) comes from the config. Boxes, masks and labels (detect
 checkpoint, or a checkpoint trained for another config stops with a message that names the file.
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+import repo_env  # tools/repo_env.py, found next to this script
+
+repo_env.use_repo_venv()  # a Python without torch runs this script again with the .venv of the repository
+sys.path.insert(0, repo_env.REPO)  # this checkout's mlla_mm, also uninstalled
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mlla_mm.apis.inference import list_images, predict_and_draw  # noqa: E402
 from mlla_mm.apis import load_config  # noqa: E402
+from mlla_mm.apis.inference import list_images, predict_and_draw  # noqa: E402
 
 
 def main(argv=None):

@@ -16,14 +16,17 @@ import shutil
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+import repo_env  # tools/repo_env.py, found next to this script
 
+repo_env.use_repo_venv()  # a Python without torch runs this script again with the .venv of the repository
+sys.path.insert(0, repo_env.REPO)  # this checkout's mlla_mm, also uninstalled
+
+from demo_data import ensure_demo_data  # noqa: E402 (tools/demo_data.py)
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 
-from mlla_mm.apis.inference import predict_and_draw  # noqa: E402
 from mlla_mm.apis import build_runner, load_config, prepare_train_config  # noqa: E402
-from mlla_mm.datasets import ensure_demo_data  # noqa: E402
+from mlla_mm.apis.inference import predict_and_draw  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/demo/mask_rcnn_mlla_t_demo.py'
 METRICS_FILE = 'demo_metrics.json'
