@@ -671,3 +671,106 @@ def test_corrupt_label_map_named(area, monkeypatch):
     with pytest.raises(DataError) as info:
         runner.test()
     assert str(bad) in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# tools/run_demo.py --fresh and tools/demo.py --out never delete or overwrite what is not theirs
+# ----------------------------------------------------------------------------------------------------------------
+def _tree(root):
+    """relative path -> file bytes (folders: None) of everything below root."""
+    tree = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            tree[osp.relpath(osp.join(dirpath, name), root)] = None
+        for name in filenames:
+            with open(osp.join(dirpath, name), 'rb') as f:
+                tree[osp.relpath(osp.join(dirpath, name), root)] = f.read()
+    return tree
+
+
+def test_run_demo_fresh_refuses_a_folder_it_did_not_make(tmp_path, capsys):
+    import run_demo  # tools/run_demo.py
+    users = tmp_path / 'results'
+    (users / '20240101_120000').mkdir(parents=True)
+    (users / '20240101_120000' / 'log.txt').write_text('a log of the user')
+    (users / 'epoch_1.pth').write_bytes(b'weights of the user')
+    (users / 'notes.txt').write_text('keep me')
+    before = _tree(users)
+    for argv in (['--fresh', '--work-dir', str(users)], ['--work-dir', str(users)]):
+        with pytest.raises(SystemExit) as err:
+            run_demo.main(argv)
+        assert str(users) in str(err.value) and 'not empty and no demo run made it' in str(err.value)
+        assert _tree(users) == before
+    (tmp_path / 'a_file').write_text('x')
+    with pytest.raises(SystemExit, match='a_file is a file, not a folder'):
+        run_demo.main(['--fresh', '--work-dir', str(tmp_path / 'a_file')])
+
+
+def test_run_demo_fresh_deletes_only_what_demo_runs_wrote(tmp_path):
+    import run_demo  # tools/run_demo.py
+    work = tmp_path / 'work'
+    run_demo.write_record(str(work), 'configs/demo/mask_rcnn_mlla_t_demo.py')
+    demo_files = ['epoch_1.pth', 'epoch_2.pth', 'iter_3.pth', 'last_checkpoint', 'mask_rcnn_mlla_t_demo.py',
+                  'demo_metrics.json', '20261206_101010/vis_data/scalars.json', '20261206_101010/run.log',
+                  'predictions/000000.png', 'predictions/000001.png']
+    users_files = ['notes.txt', 'best.pth', 'epoch_1.pth.backup', 'other_config.py', 'predictions/mine.png',
+                   'my_data/000000.png', '2026_run/log.txt']
+    for name in demo_files + users_files:
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(name)
+    run_demo.write_record(str(work), 'configs/demo/mask_rcnn_mlla_t_demo.py', ['000000.png', '000001.png'])
+    users = {name: data for name, data in _tree(work).items() if data is not None and name in users_files}
+
+    deleted = run_demo.clean_work_dir(str(work))
+    left = {name: data for name, data in _tree(work).items() if data is not None}
+    assert left == users
+    assert sorted(osp.relpath(path, work) for path in deleted) == sorted(
+        ['20261206_101010', 'demo_metrics.json', 'demo_run.json', 'epoch_1.pth', 'epoch_2.pth', 'iter_3.pth',
+         'last_checkpoint', 'mask_rcnn_mlla_t_demo.py', 'predictions/000000.png', 'predictions/000001.png'])
+    # cleaned, it is no demo folder any more: a second --fresh refuses instead of guessing
+    with pytest.raises(SystemExit, match='no demo run made it'):
+        run_demo.clean_work_dir(str(work))
+    # an empty or absent folder is fine
+    assert run_demo.clean_work_dir(str(tmp_path / 'absent')) == []
+    (tmp_path / 'empty').mkdir()
+    assert run_demo.clean_work_dir(str(tmp_path / 'empty')) == []
+
+
+def test_picture_paths_never_share_a_file_or_replace_an_input(tmp_path):
+    from mlla_mm.apis.pictures import picture_paths
+    images = [str(tmp_path / name) for name in ('a.jpg', 'b.jpg', 'b.png')]
+    assert picture_paths(images, str(tmp_path / 'out')) == [
+        str(tmp_path / 'out' / name) for name in ('a.png', 'b_jpg.png', 'b_png.png')]
+    # the images' own folder: allowed while no picture lands on an input
+    assert picture_paths(images, str(tmp_path)) == [str(tmp_path / n) for n in ('a.png', 'b_jpg.png', 'b_png.png')]
+    with pytest.raises(ValueError, match=r'would overwrite the input image .*a\.png'):
+        picture_paths([str(tmp_path / 'a.png')], str(tmp_path))
+    with pytest.raises(ValueError, match=r'would overwrite the input image .*b_jpg\.png'):
+        picture_paths(images + [str(tmp_path / 'b_jpg.png')], str(tmp_path))
+    with pytest.raises(ValueError, match=r'2 images would be drawn on the same picture .*x[/\\]a\.jpg.*y[/\\]a\.jpg'):
+        picture_paths([str(tmp_path / 'x' / 'a.jpg'), str(tmp_path / 'y' / 'a.jpg')], str(tmp_path / 'out'))
+
+
+def test_demo_into_the_images_folder_keeps_every_input(area, det_trained, tmp_path):
+    import cv2
+    train_dir, train_proc = det_trained
+    assert_ok(train_proc)
+    folder = tmp_path / 'pictures'
+    folder.mkdir()
+    val = sorted((area / 'data' / 'demo' / 'coco' / 'val').iterdir())
+    shutil.copy(val[0], folder / 'a.jpg')
+    shutil.copy(val[1], folder / 'b.jpg')
+    cv2.imwrite(str(folder / 'b.png'), cv2.imread(str(val[2])))
+    inputs = _tree(folder)
+    command = [osp.join(REPO, 'tools', 'demo.py'), str(folder), DET_DEMO, str(train_dir / 'epoch_1.pth'),
+               '--out', str(folder), '--device', 'cpu']
+    proc = python(*command, cwd=tmp_path)
+    assert_ok(proc)
+    after = _tree(folder)
+    assert {name: after[name] for name in inputs} == inputs  # no input replaced
+    assert sorted(set(after) - set(inputs)) == ['a.png', 'b_jpg.png', 'b_png.png']
+    assert f'3 picture(s) written to {folder}' in proc.stdout
+    # again: the folder now holds a.png and b_jpg.png as images too, and their pictures would replace them
+    proc = python(*command, cwd=tmp_path)
+    assert proc.returncode != 0 and 'would overwrite the input image' in proc.stderr
+    assert _tree(folder) == after

@@ -3,8 +3,10 @@
     python tools/demo.py IMAGE_OR_FOLDER CONFIG CHECKPOINT --out DIR [--device cpu] [--score-thr 0.3]
 
 The task (mmdet or mmseg) comes from the config. Boxes, masks and labels (detection) or the class map
-(segmentation) are drawn on each image and saved as DIR/<image name>.png. An unreadable image, a missing
-checkpoint, or a checkpoint trained for another config stops with a message that names the file.
+(segmentation) are drawn on each image and saved as DIR/<image name>.png, or DIR/<name>_<extension>.png for
+images of one name (b.jpg and b.png: b_jpg.png and b_png.png). A picture never replaces an input image. An
+unreadable image, a missing checkpoint, or a checkpoint trained for another config stops with a message that
+names the file.
 """
 import argparse
 import sys
