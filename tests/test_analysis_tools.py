@@ -60,7 +60,7 @@ def test_flop_counts_reproduce_the_paper(config):
     """The other configs through the library in this process (what the command line prints, without starting a
     Python for each), at the paper's input sizes (the defaults)."""
     from mlla_mm.analysis import count_complexity
-    from mlla_mm.apis.runner import load_config
+    from mlla_mm.apis import load_config
     result = count_complexity(load_config(str(ROOT / config)))
     assert result['shape'] in ((800, 1280), (512, 2048))
     paper_flops, paper_params = PAPER[config]
@@ -219,7 +219,7 @@ def test_parse_fast_cfg_types():
 
 def test_config_variant_sets_the_fast_path_or_swaps_the_backbone(tmp_path):
     from mlla_mm.analysis.rows import Row, config_variant, task_name
-    from mlla_mm.apis.runner import load_config
+    from mlla_mm.apis import load_config
     cfg = load_config(str(ROOT / 'configs/detection/mask_rcnn_mlla_t.py'))
     backbone = config_variant(cfg, Row('mlla', 'fast', dict(cuda_graphs=False))).model.backbone
     assert (backbone.type, backbone.attn_impl, backbone.fast_cfg) == ('MLLA', 'fast', dict(cuda_graphs=False))
@@ -329,7 +329,7 @@ def test_benchmark_model_level_with_the_configs_optimizer(tmp_path):
 @pytest.fixture(scope='module')
 def demo_checkpoint(tmp_path_factory):
     """A demo Mask R-CNN (untrained) saved as mmengine saves it, and a few demo images."""
-    from mlla_mm.apis.runner import build_model, load_config
+    from mlla_mm.apis import build_model, load_config
     from mlla_mm.datasets import DEMO_CLASSES, make_coco_instances
     root = tmp_path_factory.mktemp('demo')
     make_coco_instances(root / 'coco', num_train=1, num_val=2, image_size=96)
@@ -369,7 +369,7 @@ def test_demo_errors_name_the_file(demo_checkpoint, tmp_path):
 
 
 def test_demo_draws_segmentation_maps(tmp_path):
-    from mlla_mm.apis.runner import build_model, convert_syncbn, load_config
+    from mlla_mm.apis import build_model, convert_syncbn, load_config
     from mlla_mm.datasets import make_ade_semantic
     make_ade_semantic(tmp_path / 'ade', num_train=1, num_val=2, image_size=96)
     cfg = load_config(str(ROOT / 'configs/demo/upernet_mlla_t_demo.py'))

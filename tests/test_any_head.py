@@ -93,7 +93,8 @@ def test_mmseg_shipped_semantic_fpn_trains_with_mlla(tmp_path):
 
 
 def test_mmdet_own_train_tool_trains_an_mlla_mm_demo_config(tmp_path):
-    from mlla_mm.datasets import make_coco_instances
+    sys.path.append(str(ROOT / 'tools'))  # tools/demo_data.py, which the demo scripts import by name
+    from demo_data import make_coco_instances
     data = tmp_path / 'coco'
     make_coco_instances(data, num_train=4, num_val=2, image_size=96)
     work_dir = tmp_path / 'work'

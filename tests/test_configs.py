@@ -92,6 +92,49 @@ def test_config_builds_with_expected_size(name):
     assert millions(model) == expected['params']
 
 
+def _flat(node, prefix=''):
+    """{'a.b.0.c': value} for every leaf of a config dict (lists are indexed)."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = enumerate(node)
+    else:
+        return {prefix: node}
+    flat = {}
+    for key, value in items:
+        flat.update(_flat(value, f'{prefix}.{key}' if prefix else str(key)))
+    return flat
+
+
+SCHEDULE_3X = {'max_epochs', 'lr_milestones.0', 'lr_milestones.1', 'train_cfg.max_epochs', 'param_scheduler.1.end',
+               'param_scheduler.1.milestones.0', 'param_scheduler.1.milestones.1'}
+CHECKPOINT = {'model.backbone.arch', 'model.backbone.init_cfg.checkpoint'}
+WIDTHS_B_DET = {f'model.neck.in_channels.{i}' for i in range(4)}
+WIDTHS_B_SEG = {f'model.decode_head.in_channels.{i}' for i in range(4)} | {'model.auxiliary_head.in_channels'}
+# config -> (the config it inherits from, the keys in which the two merged configs differ)
+INHERITED = {
+    'detection/mask_rcnn_mlla_s.py': ('mask_rcnn_mlla_t.py', CHECKPOINT),
+    'detection/mask_rcnn_mlla_b.py': ('mask_rcnn_mlla_t.py', CHECKPOINT | WIDTHS_B_DET),
+    'detection/mask_rcnn_mlla_t_3x.py': ('mask_rcnn_mlla_t.py', SCHEDULE_3X | {'model.backbone.drop_path_rate'}),
+    'detection/mask_rcnn_mlla_s_3x.py': ('mask_rcnn_mlla_t_3x.py', CHECKPOINT),
+    'detection/mask_rcnn_mlla_b_3x.py': ('mask_rcnn_mlla_t_3x.py', CHECKPOINT | WIDTHS_B_DET),
+    'segmentation/upernet_mlla_s.py': ('upernet_mlla_t.py', CHECKPOINT | {'model.backbone.drop_path_rate'}),
+    'segmentation/upernet_mlla_b.py': ('upernet_mlla_t.py',
+                                       CHECKPOINT | {'model.backbone.drop_path_rate'} | WIDTHS_B_SEG),
+}
+
+
+@pytest.mark.parametrize('name', sorted(INHERITED))
+def test_s_b_and_3x_configs_inherit_t_and_differ_only_where_they_say(name):
+    """S, B and 3x configs state only what differs from the T config they inherit, and nothing else changes."""
+    parent, differing = INHERITED[name]
+    assert Config._get_base_files(str(CONFIGS / name)) == [f'./{parent}']
+    child_cfg = _flat(load(name)._cfg_dict.to_dict())
+    parent_cfg = _flat(load(osp.join(osp.dirname(name), parent))._cfg_dict.to_dict())
+    assert set(child_cfg) == set(parent_cfg)
+    assert {key for key in child_cfg if child_cfg[key] != parent_cfg[key]} == differing
+
+
 # ---------------------------------------------------------------------------------------------- detection
 @pytest.mark.parametrize('name', sorted(DETECTION))
 def test_detection_recipe(name):

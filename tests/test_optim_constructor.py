@@ -87,7 +87,7 @@ def test_merge_keeps_unhashable_options_apart_by_value():
 
 @pytest.mark.parametrize('config', ['configs/detection/mask_rcnn_mlla_t.py', 'configs/segmentation/upernet_mlla_t.py'])
 def test_paper_configs_build_two_groups_of_fused_adamw(config):
-    from mlla_mm.apis.runner import build_model, load_config
+    from mlla_mm.apis import build_model, load_config
     cfg = load_config(config)
     cfg.model.backbone.arch = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
     if 'neck' in cfg.model:

@@ -1,10 +1,11 @@
-"""Synthetic demo data: determinism, exact COCO annotations, ADE layout, idempotent generation, and loading through
-mmdet's CocoDataset and mmseg's BaseSegDataset."""
+"""tools/demo_data.py, the synthetic demo data: determinism, exact COCO annotations, ADE layout, idempotent
+generation, and loading through mmdet's CocoDataset and mmseg's BaseSegDataset."""
 import hashlib
 import importlib.util
 import json
 import os
 import os.path as osp
+import sys
 
 import cv2
 import numpy as np
@@ -12,10 +13,13 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mlla_mm.datasets import DEMO_CLASSES, ensure_demo_data, make_ade_semantic, make_coco_instances, render_scene
-from mlla_mm.datasets import synthetic
-
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.append(osp.join(REPO, 'tools'))  # tools/demo_data.py, which the demo scripts import by name
+
+import demo_data as synthetic  # noqa: E402
+from demo_data import (DEMO_CLASSES, ensure_demo_data, make_ade_semantic, make_coco_instances,  # noqa: E402
+                       render_scene)
+
 # small but non-square, so that a height/width mix-up cannot pass
 SMALL = dict(num_train=8, num_val=4, image_size=(112, 144), seed=3)
 H, W = SMALL['image_size']

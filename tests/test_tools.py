@@ -22,9 +22,12 @@ from mmengine.config import Config
 from mlla_mm.apis import (DataError, build_runner, load_config, prepare_test_config, prepare_train_config,
                           task_of)
 from mlla_mm.checkpoint import safe_torch_load
-from mlla_mm.datasets import ensure_demo_data
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.append(osp.join(REPO, 'tools'))  # tools/demo_data.py, which the demo scripts import by name
+
+from demo_data import ensure_demo_data  # noqa: E402
+
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
 DET_DEMO = osp.join(REPO, 'configs', 'demo', 'mask_rcnn_mlla_t_demo.py')
@@ -107,9 +110,11 @@ def options_dict(opts):
 
 
 def run(cmd, cwd, env=None, timeout=600):
+    """Run ``cmd``; ``env`` adds to the environment, and a value of None removes the variable."""
     full_env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHON=sys.executable)
     full_env['PYTHONPATH'] = os.pathsep.join([REPO] + [p for p in [os.environ.get('PYTHONPATH')] if p])
     full_env.update(env or {})
+    full_env = {key: value for key, value in full_env.items() if value is not None}
     proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
     proc.output = proc.stdout + proc.stderr
     return proc
@@ -173,8 +178,9 @@ def test_train_writes_checkpoint(det_trained):
     assert ckpt['meta']['epoch'] == 1 and ckpt['meta']['iter'] == 2
     assert any(k.startswith('backbone.') for k in ckpt['state_dict'])
     assert ckpt['meta']['dataset_meta']['classes'] == ('square', 'circle', 'triangle')
-    # trained: a parameter differs from a freshly initialised model's only if an optimizer step happened
-    assert ckpt['optimizer']['state'], 'no optimizer state: no training step was taken'
+    # trained: AdamW keeps a step count per parameter it updated; the epoch had 2 iterations
+    steps = {float(state['step']) for state in ckpt['optimizer']['state'].values()}
+    assert max(steps, default=0.) == 2. and steps <= {1., 2.}, f'optimizer step counts {steps}, expected 2'
     assert 'coco/bbox_mAP' in proc.output  # validation ran after the epoch
 
 
@@ -265,13 +271,22 @@ def test_test_prints_bbox_map_and_writes_images(area, det_tested):
     proc = det_tested
     assert_ok(proc)
     m = re.search(r'coco/bbox_mAP: (-?[0-9.]+)', proc.output)
-    assert m and -1.0 <= float(m.group(1)) <= 1.0
+    assert m, 'no bbox mAP printed'
     assert re.search(r'coco/segm_mAP: (-?[0-9.]+)', proc.output)
     val_images = sorted(os.listdir(area / 'data' / 'demo' / 'coco' / 'val'))
     assert sorted(os.listdir(area / 'det_show')) == val_images
     with open(area / 'det_results.pkl', 'rb') as f:
         results = pickle.load(f)
     assert len(results) == len(val_images) and all('pred_instances' in r for r in results)
+    # the printed mAP is that of the dumped predictions against the validation annotations (COCO reports -1 when
+    # it finds no ground truth, so a mAP of at least 0 also shows that the annotations were read)
+    from mmdet.evaluation import CocoMetric
+    metric = CocoMetric(ann_file=str(area / 'data' / 'demo' / 'coco' / 'annotations' / 'instances_val.json'),
+                        metric='bbox')
+    metric.dataset_meta = dict(classes=('square', 'circle', 'triangle'))
+    metric.process({}, results)
+    recomputed = metric.evaluate(len(results))['coco/bbox_mAP']
+    assert 0. <= recomputed and float(m.group(1)) == pytest.approx(recomputed, abs=1e-3)
     # the metrics also land as JSON in the work dir
     metric_files = [osp.join(dp, f) for dp, _, fs in os.walk(area / 'det_test') for f in fs if f.endswith('.json')
                     and not f.startswith('scalars')]
@@ -406,10 +421,79 @@ def test_launch_scripts_command_lines(tmp_path):
     assert proc.returncode != 0 and 'usage' in proc.stderr and not (tmp_path / 'args.txt').exists()
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# the tools find the repository's .venv by themselves
+# ----------------------------------------------------------------------------------------------------------------
+BARE_PYTHON = [sys.executable, '-S']  # without site-packages: neither torch nor mmengine can be imported
+
+
+def _checkout_copy(root, venv_script=None):
+    """A checkout at ``root``: a copy of tools/, links to mlla_mm/ and configs/, and, when given, a
+    .venv/bin/python that is the shell script ``venv_script``."""
+    shutil.copytree(osp.join(REPO, 'tools'), root / 'tools', ignore=shutil.ignore_patterns('__pycache__'))
+    for name in ('mlla_mm', 'configs'):
+        (root / name).symlink_to(osp.join(REPO, name))
+    venv_python = root / '.venv' / 'bin' / 'python'
+    if venv_script:
+        venv_python.parent.mkdir(parents=True)
+        venv_python.write_text(venv_script)
+        venv_python.chmod(0o755)
+    return root, venv_python
+
+
+def test_tools_run_with_the_repository_venv_from_a_python_without_torch(tmp_path):
+    assert run(BARE_PYTHON + ['-c', 'import torch'], cwd=tmp_path).returncode != 0  # the premise
+    used = tmp_path / 'venv_used.txt'
+    root, venv_python = _checkout_copy(
+        tmp_path / 'checkout', f'#!/bin/sh\necho "$0" >> "{used}"\nexec "{sys.executable}" "$@"\n')
+    no_pythonpath = {'PYTHONPATH': None}  # the tool finds this checkout's mlla_mm itself
+    for tool in ('train.py', 'test.py', 'make_demo_data.py'):
+        proc = run(BARE_PYTHON + [str(root / 'tools' / tool), '--help'], cwd=tmp_path, env=no_pythonpath)
+        assert_ok(proc)
+        assert f'usage: {tool}' in proc.stdout
+    assert used.read_text().splitlines() == [str(venv_python)] * 3
+
+    # a .venv without torch either: one try, then a message instead of a loop
+    used.unlink()
+    root, venv_python = _checkout_copy(
+        tmp_path / 'unfinished', f'#!/bin/sh\necho "$0" >> "{used}"\nexec {" ".join(BARE_PYTHON)} "$@"\n')
+    proc = run(BARE_PYTHON + [str(root / 'tools' / 'train.py'), '--help'], cwd=tmp_path, env=no_pythonpath)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert f'{venv_python} cannot import torch, mmengine either' in proc.stderr and 'make env' in proc.stderr
+    assert used.read_text().splitlines() == [str(venv_python)]
+
+    # no .venv: says how to make one
+    root, venv_python = _checkout_copy(tmp_path / 'no_venv')
+    proc = run(BARE_PYTHON + [str(root / 'tools' / 'train.py'), '--help'], cwd=tmp_path, env=no_pythonpath)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert f'there is no {venv_python}: run `make env`' in proc.stderr
+
+
+def test_launch_scripts_use_the_repository_venv_unless_python_is_set(tmp_path):
+    bin_dir = _fake_commands(tmp_path, ['srun', 'python'])
+    root, venv_python = _checkout_copy(
+        tmp_path / 'checkout', f'#!/bin/sh\nprintf "%s\\n" "$0" "$@" >> "{tmp_path / "args.txt"}"\n')
+    tools = root / 'tools'
+    env = {'PATH': f'{bin_dir}{os.pathsep}{os.environ["PATH"]}', 'PYTHON': None}
+    assert_ok(run(['bash', str(tools / 'dist_train.sh'), 'a.py', '2'], cwd=tmp_path, env=env))
+    assert _recorded(tmp_path)[:3] == [str(venv_python), '-m', 'torch.distributed.run']
+    assert_ok(run(['bash', str(tools / 'slurm_test.sh'), 'part', 'job', 'a.py', 'c.pth'], cwd=tmp_path, env=env))
+    assert _recorded(tmp_path)[-6:] == [str(venv_python), '-u', str(tools / 'test.py'), 'a.py', 'c.pth',
+                                        '--launcher=slurm']
+    # PYTHON names another interpreter: that one runs
+    assert_ok(run(['bash', str(tools / 'dist_test.sh'), 'a.py', 'c.pth', '2'], cwd=tmp_path,
+                  env=dict(env, PYTHON=str(bin_dir / 'python'))))
+    assert _recorded(tmp_path)[0] == str(bin_dir / 'python')
+    # no .venv: the python of the PATH
+    venv_python.unlink()
+    assert_ok(run(['bash', str(tools / 'dist_train.sh'), 'a.py', '2'], cwd=tmp_path, env=env))
+    assert _recorded(tmp_path)[0] == str(bin_dir / 'python')
+
+
 def test_slurm_launcher_on_cpu_initialises_gloo(tmp_path):
     code = ('import torch.distributed as d\n'
-            'from mlla_mm.apis.runner import _init_cpu_distributed\n'
-            '_init_cpu_distributed("slurm", {})\n'
+            'from mlla_mm.apis.distributed import init_cpu_distributed\n'
+            'init_cpu_distributed("slurm", {})\n'
             'print("group", d.get_backend(), d.get_world_size(), d.get_rank())\n'
             'd.destroy_process_group()\n')
     env = {'SLURM_PROCID': '0', 'SLURM_NTASKS': '1', 'SLURM_NODELIST': 'node1', 'SLURM_LOCALID': '0',
@@ -587,3 +671,106 @@ def test_corrupt_label_map_named(area, monkeypatch):
     with pytest.raises(DataError) as info:
         runner.test()
     assert str(bad) in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# tools/run_demo.py --fresh and tools/demo.py --out never delete or overwrite what is not theirs
+# ----------------------------------------------------------------------------------------------------------------
+def _tree(root):
+    """relative path -> file bytes (folders: None) of everything below root."""
+    tree = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            tree[osp.relpath(osp.join(dirpath, name), root)] = None
+        for name in filenames:
+            with open(osp.join(dirpath, name), 'rb') as f:
+                tree[osp.relpath(osp.join(dirpath, name), root)] = f.read()
+    return tree
+
+
+def test_run_demo_fresh_refuses_a_folder_it_did_not_make(tmp_path, capsys):
+    import run_demo  # tools/run_demo.py
+    users = tmp_path / 'results'
+    (users / '20240101_120000').mkdir(parents=True)
+    (users / '20240101_120000' / 'log.txt').write_text('a log of the user')
+    (users / 'epoch_1.pth').write_bytes(b'weights of the user')
+    (users / 'notes.txt').write_text('keep me')
+    before = _tree(users)
+    for argv in (['--fresh', '--work-dir', str(users)], ['--work-dir', str(users)]):
+        with pytest.raises(SystemExit) as err:
+            run_demo.main(argv)
+        assert str(users) in str(err.value) and 'not empty and no demo run made it' in str(err.value)
+        assert _tree(users) == before
+    (tmp_path / 'a_file').write_text('x')
+    with pytest.raises(SystemExit, match='a_file is a file, not a folder'):
+        run_demo.main(['--fresh', '--work-dir', str(tmp_path / 'a_file')])
+
+
+def test_run_demo_fresh_deletes_only_what_demo_runs_wrote(tmp_path):
+    import run_demo  # tools/run_demo.py
+    work = tmp_path / 'work'
+    run_demo.write_record(str(work), 'configs/demo/mask_rcnn_mlla_t_demo.py')
+    demo_files = ['epoch_1.pth', 'epoch_2.pth', 'iter_3.pth', 'last_checkpoint', 'mask_rcnn_mlla_t_demo.py',
+                  'demo_metrics.json', '20261206_101010/vis_data/scalars.json', '20261206_101010/run.log',
+                  'predictions/000000.png', 'predictions/000001.png']
+    users_files = ['notes.txt', 'best.pth', 'epoch_1.pth.backup', 'other_config.py', 'predictions/mine.png',
+                   'my_data/000000.png', '2026_run/log.txt']
+    for name in demo_files + users_files:
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(name)
+    run_demo.write_record(str(work), 'configs/demo/mask_rcnn_mlla_t_demo.py', ['000000.png', '000001.png'])
+    users = {name: data for name, data in _tree(work).items() if data is not None and name in users_files}
+
+    deleted = run_demo.clean_work_dir(str(work))
+    left = {name: data for name, data in _tree(work).items() if data is not None}
+    assert left == users
+    assert sorted(osp.relpath(path, work) for path in deleted) == sorted(
+        ['20261206_101010', 'demo_metrics.json', 'demo_run.json', 'epoch_1.pth', 'epoch_2.pth', 'iter_3.pth',
+         'last_checkpoint', 'mask_rcnn_mlla_t_demo.py', 'predictions/000000.png', 'predictions/000001.png'])
+    # cleaned, it is no demo folder any more: a second --fresh refuses instead of guessing
+    with pytest.raises(SystemExit, match='no demo run made it'):
+        run_demo.clean_work_dir(str(work))
+    # an empty or absent folder is fine
+    assert run_demo.clean_work_dir(str(tmp_path / 'absent')) == []
+    (tmp_path / 'empty').mkdir()
+    assert run_demo.clean_work_dir(str(tmp_path / 'empty')) == []
+
+
+def test_picture_paths_never_share_a_file_or_replace_an_input(tmp_path):
+    from mlla_mm.apis.pictures import picture_paths
+    images = [str(tmp_path / name) for name in ('a.jpg', 'b.jpg', 'b.png')]
+    assert picture_paths(images, str(tmp_path / 'out')) == [
+        str(tmp_path / 'out' / name) for name in ('a.png', 'b_jpg.png', 'b_png.png')]
+    # the images' own folder: allowed while no picture lands on an input
+    assert picture_paths(images, str(tmp_path)) == [str(tmp_path / n) for n in ('a.png', 'b_jpg.png', 'b_png.png')]
+    with pytest.raises(ValueError, match=r'would overwrite the input image .*a\.png'):
+        picture_paths([str(tmp_path / 'a.png')], str(tmp_path))
+    with pytest.raises(ValueError, match=r'would overwrite the input image .*b_jpg\.png'):
+        picture_paths(images + [str(tmp_path / 'b_jpg.png')], str(tmp_path))
+    with pytest.raises(ValueError, match=r'2 images would be drawn on the same picture .*x[/\\]a\.jpg.*y[/\\]a\.jpg'):
+        picture_paths([str(tmp_path / 'x' / 'a.jpg'), str(tmp_path / 'y' / 'a.jpg')], str(tmp_path / 'out'))
+
+
+def test_demo_into_the_images_folder_keeps_every_input(area, det_trained, tmp_path):
+    import cv2
+    train_dir, train_proc = det_trained
+    assert_ok(train_proc)
+    folder = tmp_path / 'pictures'
+    folder.mkdir()
+    val = sorted((area / 'data' / 'demo' / 'coco' / 'val').iterdir())
+    shutil.copy(val[0], folder / 'a.jpg')
+    shutil.copy(val[1], folder / 'b.jpg')
+    cv2.imwrite(str(folder / 'b.png'), cv2.imread(str(val[2])))
+    inputs = _tree(folder)
+    command = [osp.join(REPO, 'tools', 'demo.py'), str(folder), DET_DEMO, str(train_dir / 'epoch_1.pth'),
+               '--out', str(folder), '--device', 'cpu']
+    proc = python(*command, cwd=tmp_path)
+    assert_ok(proc)
+    after = _tree(folder)
+    assert {name: after[name] for name in inputs} == inputs  # no input replaced
+    assert sorted(set(after) - set(inputs)) == ['a.png', 'b_jpg.png', 'b_png.png']
+    assert f'3 picture(s) written to {folder}' in proc.stdout
+    # again: the folder now holds a.png and b_jpg.png as images too, and their pictures would replace them
+    proc = python(*command, cwd=tmp_path)
+    assert proc.returncode != 0 and 'would overwrite the input image' in proc.stderr
+    assert _tree(folder) == after

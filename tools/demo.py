@@ -3,19 +3,23 @@
     python tools/demo.py IMAGE_OR_FOLDER CONFIG CHECKPOINT --out DIR [--device cpu] [--score-thr 0.3]
 
 The task (mmdet or mmseg) comes from the config. Boxes, masks and labels (detection) or the class map
-(segmentation) are drawn on each image and saved as DIR/<image name>.png. An unreadable image, a missing
-checkpoint, or a checkpoint trained for another config stops with a message that names the file.
+(segmentation) are drawn on each image and saved as DIR/<image name>.png, or DIR/<name>_<extension>.png for
+images of one name (b.jpg and b.png: b_jpg.png and b_png.png). A picture never replaces an input image. An
+unreadable image, a missing checkpoint, or a checkpoint trained for another config stops with a message that
+names the file.
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+import repo_env  # tools/repo_env.py, found next to this script
+
+repo_env.use_repo_venv()  # a Python without torch runs this script again with the .venv of the repository
+sys.path.insert(0, repo_env.REPO)  # this checkout's mlla_mm, also uninstalled
 
 from mmengine.config import DictAction  # noqa: E402
 
+from mlla_mm.apis import load_config  # noqa: E402
 from mlla_mm.apis.inference import list_images, predict_and_draw  # noqa: E402
-from mlla_mm.apis.runner import load_config  # noqa: E402
 
 
 def main(argv=None):

@@ -2,7 +2,7 @@
 # Testing on a Slurm cluster: one task per GPU, started by srun.
 #   [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS="..."] \
 #       bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py options ...]
-# PYTHON (python) picks the interpreter.
+# PYTHON (the repository's .venv/bin/python if it exists, else python) picks the interpreter.
 set -euo pipefail
 if [ $# -lt 4 ]; then
     echo "usage: bash $0 PARTITION JOB_NAME CONFIG CHECKPOINT [test.py options ...]" >&2
@@ -13,4 +13,5 @@ JOB_NAME=$2
 CONFIG=$3
 CHECKPOINT=$4
 shift 4
-exec bash "$(dirname "$0")/launch/srun.sh" "$PARTITION" "$JOB_NAME" test.py "$CONFIG" "$CHECKPOINT" --launcher=slurm "$@"
+exec bash "$(dirname "$0")/launch/srun.sh" "$PARTITION" "$JOB_NAME" test.py "$CONFIG" "$CHECKPOINT" \
+    --launcher=slurm "$@"

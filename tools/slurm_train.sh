@@ -2,7 +2,7 @@
 # Training on a Slurm cluster: one task per GPU, started by srun.
 #   [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS="..."] \
 #       bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py options ...]
-# PYTHON (python) picks the interpreter.
+# PYTHON (the repository's .venv/bin/python if it exists, else python) picks the interpreter.
 set -euo pipefail
 if [ $# -lt 4 ]; then
     echo "usage: bash $0 PARTITION JOB_NAME CONFIG WORK_DIR [train.py options ...]" >&2

@@ -7,10 +7,12 @@ The task follows the config's default_scope ('mmdet' or 'mmseg'). Several GPUs: 
 tools/slurm_train.sh.
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # this checkout's mlla_mm, also uninstalled
+import repo_env  # tools/repo_env.py, found next to this script
+
+repo_env.use_repo_venv()  # a Python without torch runs this script again with the .venv of the repository
+sys.path.insert(0, repo_env.REPO)  # this checkout's mlla_mm, also uninstalled
 
 from mlla_mm.apis import build_runner, exit_distributed_run, load_config, prepare_train_config  # noqa: E402
 from mlla_mm.apis.cli import add_common_options, parse_with_local_rank  # noqa: E402

@@ -109,7 +109,7 @@ def each_row(args, device: torch.device, measure_row: Callable) -> Dict:
     torch.backends.cudnn.benchmark = True
     cfg, arch = None, args.arch
     if args.level == 'model':
-        from ..apis.runner import load_config
+        from ..apis.config import load_config
         cfg = load_config(args.config)
         use_configs_cudnn_setting(cfg)
         arch = cfg.model.backbone.get('arch', 'tiny')

@@ -7,7 +7,7 @@ from mmengine.analysis.print_helper import complexity_stats_table
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 
-from ..apis.runner import build_model, task_of
+from ..apis.config import build_model, task_of
 from ..models.decode_heads import MMSEG_EQUIVALENTS
 
 DEFAULT_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 2048)}

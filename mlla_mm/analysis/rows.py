@@ -224,7 +224,7 @@ def model_and_batch(cfg, row: Row, batch_size: int, shape: Sequence[int], device
     its preprocessed batch (:func:`model_batch`)."""
     from mmengine.model import revert_sync_batchnorm
 
-    from ..apis.runner import build_model, task_of
+    from ..apis.config import build_model, task_of
     model = revert_sync_batchnorm(build_model(config_variant(cfg, row)))
     return model, model_batch(task_of(cfg), model.data_preprocessor.to(device), batch_size, shape, device)
 

@@ -11,7 +11,9 @@ from mmengine.logging import print_log
 
 from ..checkpoint import safe_torch_load
 from ..checkpoint.model_checkpoint import checkpoint_dataset_meta, fit_model_checkpoint, load_model_checkpoint
-from .runner import convert_syncbn, task_of
+from .config import task_of
+from .distributed import convert_syncbn
+from .pictures import picture_paths
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -91,6 +93,7 @@ def predict_and_draw(cfg: Config, checkpoint: str, images: Sequence[str], out_di
                      score_thr: float = 0.3, opacity: float = 0.5) -> List[str]:
     """Predict on each image and save it with the predictions drawn (boxes and masks, or the class map)."""
     device = device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
+    out_files = picture_paths(images, out_dir)  # one per image, never an input's path
     arrays = [read_image(path) for path in images]  # every image is checked before the model is built
     task, model = init_model(cfg, checkpoint, device)
     if task == 'mmdet':
@@ -104,10 +107,9 @@ def predict_and_draw(cfg: Config, checkpoint: str, images: Sequence[str], out_di
     visualizer.dataset_meta = model.dataset_meta
     os.makedirs(out_dir, exist_ok=True)
     written = []
-    for path, image in zip(images, arrays):
+    for path, image, out_file in zip(images, arrays, out_files):
         bgr = np.ascontiguousarray(image[..., ::-1])
         result = inference_detector(model, bgr) if task == 'mmdet' else inference_model(model, bgr)
-        out_file = osp.join(out_dir, osp.splitext(osp.basename(path))[0] + '.png')
         kwargs = dict(pred_score_thr=score_thr) if task == 'mmdet' else {}
         visualizer.add_datasample(osp.basename(path), image, result, draw_gt=False, show=False,
                                   out_file=out_file, **kwargs)

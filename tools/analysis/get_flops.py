@@ -18,7 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
 from mlla_mm.analysis import count_complexity  # noqa: E402
-from mlla_mm.apis.runner import load_config  # noqa: E402
+from mlla_mm.apis import load_config  # noqa: E402
 
 
 def parse_args(argv=None):

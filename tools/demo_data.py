@@ -1,4 +1,5 @@
-"""Synthetic demo data: small shape datasets in COCO-instance and ADE20K-semantic layouts.
+"""Synthetic demo data: small shape datasets in COCO-instance and ADE20K-semantic layouts, for `make demo`
+(tools/run_demo.py) and tools/make_demo_data.py, which import it from this folder.
 
 Every image shows a noisy, textured background with 1-6 filled shapes of three classes (``DEMO_CLASSES``).
 Objects are drawn in order, so a later one hides what it covers; all annotations describe the *visible* part of
@@ -320,7 +321,7 @@ def make_coco_instances(root: str, num_train: int = DEFAULT_NUM_TRAIN, num_val: 
         os.makedirs(osp.join(stage, 'annotations'))
         summary = {split: _coco_split(stage, split, num, image_size, seed)
                    for split, num in (('train', num_train), ('val', num_val))}
-        marker = dict(generator='mlla_mm.datasets.synthetic', version=GENERATOR_VERSION, params=params,
+        marker = dict(generator='tools/demo_data.py', version=GENERATOR_VERSION, params=params,
                       classes=list(DEMO_CLASSES), summary=summary)
         _write_json(osp.join(stage, MARKER_NAME), marker)  # last: its presence means the folder is complete
     return marker
@@ -354,7 +355,7 @@ def make_ade_semantic(root: str, num_train: int = DEFAULT_NUM_TRAIN, num_val: in
                 pixels += np.bincount(label.ravel(), minlength=len(pixels))
             summary[split] = dict(images=num, img_dir=img_dir + '/', ann_dir=ann_dir + '/',
                                   class_pixels=dict(zip(('background', ) + DEMO_CLASSES, pixels.tolist())))
-        marker = dict(generator='mlla_mm.datasets.synthetic', version=GENERATOR_VERSION, params=params,
+        marker = dict(generator='tools/demo_data.py', version=GENERATOR_VERSION, params=params,
                       classes=list(DEMO_CLASSES), summary=summary)
         _write_json(osp.join(stage, MARKER_NAME), marker)
     return marker
