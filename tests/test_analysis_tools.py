@@ -16,6 +16,7 @@ from mmengine.analysis import FlopAnalyzer
 from mlla_mm.models.layers import LinearAttention
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.append(str(ROOT / 'tools'))  # tools/demo_data.py, which the demo scripts import by name
 
 
 def run_tool(*args, timeout=900):
@@ -330,7 +331,7 @@ def test_benchmark_model_level_with_the_configs_optimizer(tmp_path):
 def demo_checkpoint(tmp_path_factory):
     """A demo Mask R-CNN (untrained) saved as mmengine saves it, and a few demo images."""
     from mlla_mm.apis import build_model, load_config
-    from mlla_mm.datasets import DEMO_CLASSES, make_coco_instances
+    from demo_data import DEMO_CLASSES, make_coco_instances
     root = tmp_path_factory.mktemp('demo')
     make_coco_instances(root / 'coco', num_train=1, num_val=2, image_size=96)
     cfg = load_config(str(ROOT / 'configs/demo/mask_rcnn_mlla_t_demo.py'))
@@ -370,7 +371,7 @@ def test_demo_errors_name_the_file(demo_checkpoint, tmp_path):
 
 def test_demo_draws_segmentation_maps(tmp_path):
     from mlla_mm.apis import build_model, convert_syncbn, load_config
-    from mlla_mm.datasets import make_ade_semantic
+    from demo_data import make_ade_semantic
     make_ade_semantic(tmp_path / 'ade', num_train=1, num_val=2, image_size=96)
     cfg = load_config(str(ROOT / 'configs/demo/upernet_mlla_t_demo.py'))
     convert_syncbn(cfg.model)

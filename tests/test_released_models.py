@@ -23,10 +23,11 @@ from mlla_mm.apis import build_model, build_runner, load_config, prepare_test_co
 from mlla_mm.apis.inference import init_model
 from mlla_mm.checkpoint import official_rope_tables
 from mlla_mm.checkpoint.model_checkpoint import CheckpointMismatchError
-from mlla_mm.datasets import ensure_demo_data
 from mlla_mm.engine import ResumeError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.append(osp.join(REPO, 'tools'))  # tools/demo_data.py, which the demo scripts import by name
+from demo_data import ensure_demo_data  # noqa: E402
 DET_DEMO = osp.join(REPO, 'configs', 'demo', 'mask_rcnn_mlla_t_demo.py')
 SEG_DEMO = osp.join(REPO, 'configs', 'demo', 'upernet_mlla_t_demo.py')
 SMALL_ARCH = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])

@@ -16,9 +16,12 @@ import os
 import os.path as osp
 import sys
 
-import torch
+import repo_env  # tools/repo_env.py, found next to this script
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+repo_env.use_repo_venv()  # a Python without torch runs this script again with the .venv of the repository
+sys.path.insert(0, repo_env.REPO)  # this checkout's mlla_mm, also uninstalled
+
+import torch  # noqa: E402
 
 from mlla_mm import MLLA  # noqa: E402
 from mlla_mm.checkpoint import (backbone_state_dict, load_backbone_weights, official_rope_tables,  # noqa: E402

@@ -35,8 +35,9 @@ METRICS_FILE = 'demo_metrics.json'
 # written first into the work dir: marks it as the demo's, and lists the pictures the demo drew there
 RECORD_FILE = 'demo_run.json'
 PICTURES_DIR = 'predictions'
-# what mmengine's Runner writes into a work dir: a folder of logs per run, checkpoints, their pointer
-RUNNER_OUTPUTS = re.compile(r'\d{8}_\d{6}|(epoch|iter)_\d+\.pth|last_checkpoint')
+# what mmengine's Runner writes into a work dir: a folder of logs per run, checkpoints, their pointer (and the
+# .partial files of AtomicCheckpointHook's interrupted writes)
+RUNNER_OUTPUTS = re.compile(r'\d{8}_\d{6}|((epoch|iter)_\d+\.pth|last_checkpoint)(\.partial)?')
 
 
 class RecordMetrics(Hook):

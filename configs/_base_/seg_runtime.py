@@ -5,7 +5,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=16000),  # = val_interval of the 160k schedule
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=16000),  # = val_interval of the 160k schedule
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # drawing is off by default; `test.py --show` / `--show-dir` switch it on
     visualization=dict(type='SegVisualizationHook'))

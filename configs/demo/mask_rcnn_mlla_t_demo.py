@@ -98,7 +98,7 @@ optim_wrapper = dict(
 # ---------------------------------------------------------------- runtime
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2),
     # `test.py --show-dir DIR` turns drawing on and writes the drawn predictions under DIR
     visualization=dict(type='DetVisualizationHook', draw=False))
 visualizer = dict(type='DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer')

@@ -92,7 +92,7 @@ optim_wrapper = dict(optimizer=dict(lr=lr, weight_decay=weight_decay))
 # ---------------------------------------------------------------- runtime
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=True),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2),
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2),
     # `test.py --show-dir DIR` turns drawing on and writes the drawn predictions under DIR; interval 1 draws
     # every test batch (mmseg's default of 50 would skip the whole small validation set)
     visualization=dict(type='SegVisualizationHook', draw=False, interval=1))
