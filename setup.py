@@ -29,6 +29,8 @@ setup(
     ],
     extras_require={
         'det': ['mmdet==3.3.0', 'pycocotools'],
+        # ONNX export (tools/deployment/): torch.onnx's exporter needs onnx and onnxscript, ONNX Runtime runs the check
+        'deploy': ['onnx>=1.23,<2', 'onnxscript>=0.7,<1', 'onnxruntime>=1.32,<2'],  # requirements/deploy.txt pins
         'seg': ['mmsegmentation==1.2.2', 'ftfy', 'regex'],
         'tests': ['pytest>=8'],
     },
