@@ -110,7 +110,8 @@ def official_arch(arch):
         'base': dict(embed_dims=96, depths=[3, 6, 21, 6], num_heads=[3, 6, 12, 24]),
     }
     settings = named[arch] if isinstance(arch, str) else arch
-    return dict(embed_dim=settings['embed_dims'], depths=list(settings['depths']), num_heads=list(settings['num_heads']))
+    return dict(embed_dim=settings['embed_dims'], depths=list(settings['depths']),
+                num_heads=list(settings['num_heads']))
 
 
 def run_case(official_mlla: type, case: str) -> dict:
