@@ -1,4 +1,6 @@
-# `make test` and `make demo` prepare the environment on first use (.venv in the repository root) and reuse it.
+# `make test`, `make test-slow` and `make demo` prepare the environment on first use (.venv in the repository root)
+# and reuse it. `make test` runs every test not marked slow; `make test-slow` runs the slow ones (end-to-end
+# training, Inductor compiles on the CPU, whole-config FLOP counts). CI (.ci/run) runs both.
 # The environment is rebuilt when a requirements file, setup.py or the mmcv build script changes.
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mlla-mm-installed
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: env test demo clean-env
+.PHONY: env test test-slow demo clean-env
 
 env: $(STAMP)
 
@@ -20,7 +22,10 @@ $(STAMP): requirements/torch.txt requirements/runtime.txt requirements/tests.txt
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest tests -m slow
 
 demo: $(STAMP)
 	$(PY) tools/run_demo.py

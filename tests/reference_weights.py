@@ -1,9 +1,9 @@
 """Deterministic weights and inputs for comparing MLLA with the official implementation.
 
 The reference numbers in ``tests/data/official_reference.pt`` were produced by the official LeapLabTHU/MLLA
-downstream backbone (run outside this repository, eval mode, drop path 0) with the weights from
-:func:`fill_reference_weights`, which depend only on each tensor's name and shape, so any implementation with the
-same key names gets the same model. How they were made, and why:
+downstream backbone (eval mode, drop path 0) with the weights from :func:`fill_reference_weights`, which depend only
+on each tensor's name and shape, so any implementation with the same key names gets the same model.
+``tests/data/make_official_reference.py`` writes them from a checkout of the official code. How, and why:
 
 - in float64, then rounded to float32. On torch 2.14.1's CPU kernels the official code's own float32 input
   gradients are off by up to 1% (its channels-last views meet a BatchNorm-eval backward that mishandles them),
