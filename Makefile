@@ -12,13 +12,14 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
 env: $(STAMP)
 
-$(STAMP): requirements/torch.txt requirements/runtime.txt requirements/tests.txt setup.py tools/install_mmcv.sh
+$(STAMP): requirements/torch.txt requirements/runtime.txt requirements/tests.txt requirements/deploy.txt setup.py \
+          tools/install_mmcv.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip wheel 'setuptools>=77.0.3,<82'
 	$(PIP) -r requirements/torch.txt
-	$(PIP) -r requirements/runtime.txt -r requirements/tests.txt
+	$(PIP) -r requirements/runtime.txt -r requirements/tests.txt -r requirements/deploy.txt
 	PYTHON=$(PY) bash tools/install_mmcv.sh
-	$(PIP) --no-build-isolation -e '.[det,seg,tests]'
+	$(PIP) --no-build-isolation -e '.[det,seg,tests,deploy]'
 	touch $(STAMP)
 
 test: $(STAMP)

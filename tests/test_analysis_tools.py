@@ -43,6 +43,7 @@ PAPER = {
 }
 
 
+@pytest.mark.slow
 def test_get_flops_reproduces_the_paper():
     """The command line on one config (its default input size and printed figures)."""
     config = 'configs/detection/mask_rcnn_mlla_t.py'
@@ -56,6 +57,7 @@ def test_get_flops_reproduces_the_paper():
     assert abs(params - paper_params) / paper_params < 0.02, (params, paper_params)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', sorted(set(PAPER) - {'configs/detection/mask_rcnn_mlla_t.py'}))
 def test_flop_counts_reproduce_the_paper(config):
     """The other configs through the library in this process (what the command line prints, without starting a
@@ -237,6 +239,7 @@ def test_config_variant_sets_the_fast_path_or_swaps_the_backbone(tmp_path):
         config_variant(load_config(str(config)), Row('mlla', 'plain'))
 
 
+@pytest.mark.slow
 def test_benchmark_measures_on_the_cpu(tmp_path):
     """The command line end to end, nothing mocked: real timings of the plain MLLA-T and ConvNeXt-T, in a table,
     JSON and results lines."""
@@ -309,6 +312,7 @@ def test_measure_without_an_optimizer_runs_forward_and_backward_alone():
     assert torch.equal(before, model.weight) and model.weight.grad is not None
 
 
+@pytest.mark.slow
 def test_benchmark_model_level_with_the_configs_optimizer(tmp_path):
     """--level model: the whole Mask R-CNN stepped with the config's optim_wrapper by default (--adamw config),
     written as the mask_rcnn task's train_step_ms."""
@@ -448,6 +452,7 @@ def test_step_phases_put_each_part_of_a_step_in_its_phase():
     assert host['step'] == pytest.approx(sum(host[phase] for phase in tool.PHASES))
 
 
+@pytest.mark.slow
 def test_step_phases_of_a_config(tmp_path):
     out = tmp_path / 'phases.json'
     result = run_tool('tools/analysis/step_phases.py', '--level', 'model', '--config',

@@ -50,6 +50,7 @@ def assert_trains(model, losses, expected_losses):
     assert all(torch.isfinite(p.grad).all() for p in params.values() if p.grad is not None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('shipped,expected_losses', [
     ('cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py', {'loss_rpn_cls', 's0.loss_cls', 's2.loss_mask'}),
     ('retinanet/retinanet_r50_fpn_1x_coco.py', {'loss_cls', 'loss_bbox'}),

@@ -345,6 +345,7 @@ def counted_compiles(fresh_fast_path, monkeypatch):
     yield graphs
 
 
+@pytest.mark.slow
 def test_one_compiled_graph_serves_every_stage_width(counted_compiles):
     """With dynamic weight shapes, torch.compile of the block must not specialise on the width (one compile, not
     one per stage), forward or backward; only past BLOCK_DIAGONAL_MAX_WIDTH (256), where the attention puts the
@@ -359,6 +360,7 @@ def test_one_compiled_graph_serves_every_stage_width(counted_compiles):
     assert len(counted_compiles) == 4, f'{len(counted_compiles)} graphs (forward + backward, up to 256 and above)'
 
 
+@pytest.mark.slow
 def test_backbone_compiles_once_whatever_the_input_size(counted_compiles, monkeypatch):
     """The compiled backbone (blocks, stem and patch merging, as with ``compile_convs``) compiles everything in its
     first train step, and the blocks in their first inference; later steps with other image sizes, including ones
@@ -420,6 +422,7 @@ def _count_ops(gm, *ops):
     return sum(node.target in ops for node in gm.graph.nodes)
 
 
+@pytest.mark.slow
 def test_compiled_stages_compile_the_block_once_per_width_and_match_the_blocks(counted_compiles, monkeypatch):
     """``compile_stages``: in training, each stage's blocks in one compiled call, the block a nested compile region.
     It compiles one graph per stage width (forward and backward), however many blocks the stage has, none more for
@@ -460,6 +463,7 @@ def test_compiled_stages_compile_the_block_once_per_width_and_match_the_blocks(c
     assert compiling.FAILED == set() and ('stage', False) in compiling.COMPILED
 
 
+@pytest.mark.slow
 def test_compiled_stages_in_inference_with_all(counted_compiles, monkeypatch):
     """``compile_stages='all'``: inference runs each stage as one compiled call too, one graph per stage width (the
     weights' shapes static), none more for another image size, and computes what the per-block calls compute. It is
@@ -494,6 +498,7 @@ def test_compiled_stages_in_inference_with_all(counted_compiles, monkeypatch):
     assert stage_calls == [True] * 4 * 2, "compile_stages='train' runs no compiled stage in inference"
 
 
+@pytest.mark.slow
 def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles, monkeypatch):
     """``compile_backbone`` (the default): the whole backbone (stem, stages, patch merging, output norms) as one
     compiled call: one forward and one backward graph for every input whose sides are multiples of 32, the blocks
@@ -552,6 +557,7 @@ def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles,
     assert compiling.FAILED == set()
 
 
+@pytest.mark.slow
 def test_inductor_lowers_the_compiled_backbones_training_graph(fresh_fast_path, monkeypatch):
     """Inductor itself (not a recording backend) lowers the whole backbone's forward training graph, stopped where
     its code generation would begin. torch 2.14's failed there on graph outputs that are views with strides that
@@ -581,6 +587,7 @@ def test_inductor_lowers_the_compiled_backbones_training_graph(fresh_fast_path, 
     assert any(isinstance(error, Lowered) for error in chain), ''.join(map(repr, chain))[:2000]
 
 
+@pytest.mark.slow
 def test_compiled_backbone_with_a_frozen_stage_matches_the_blocks(counted_compiles, monkeypatch):
     """``compile_backbone`` with ``frozen_stages=1`` (the stem and stage 0 in eval mode, without gradients): the
     same outputs and gradients as per-block calls, no gradient for a frozen parameter, the frozen BatchNorms'

@@ -187,6 +187,7 @@ def test_train_writes_checkpoint(det_trained):
 # ----------------------------------------------------------------------------------------------------------------
 # (b) an interrupted run resumes to the same end state as an uninterrupted one
 # ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_resume_after_crash_matches_uninterrupted_run(area):
     hooks_dir = area / 'hooks'
     hooks_dir.mkdir(exist_ok=True)
@@ -237,6 +238,7 @@ def test_resume_after_crash_matches_uninterrupted_run(area):
 # ----------------------------------------------------------------------------------------------------------------
 # (c) two processes on the CPU through tools/dist_train.sh
 # ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(area):
     work_dir = area / 'dist'
     proc = run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), DET_DEMO, '2', '--work-dir', str(work_dir),
@@ -293,6 +295,7 @@ def test_test_prints_bbox_map_and_writes_images(area, det_tested):
     assert any('coco/bbox_mAP' in json.load(open(p)) for p in metric_files)
 
 
+@pytest.mark.slow
 def test_dist_test_two_cpu_processes_match_single_process(area, det_trained, det_tested):
     assert_ok(det_tested)
     out = area / 'det_results_dist.pkl'
@@ -314,6 +317,7 @@ def test_dist_test_two_cpu_processes_match_single_process(area, det_trained, det
         torch.testing.assert_close(dist['scores'], single['scores'], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_test_segmentation_with_tta_and_png_output(area, seg_syncbn_trained):
     train_dir, train_proc = seg_syncbn_trained
     assert_ok(train_proc)
@@ -334,6 +338,7 @@ def test_test_segmentation_with_tta_and_png_output(area, seg_syncbn_trained):
 # ----------------------------------------------------------------------------------------------------------------
 # (f) SyncBN in a single CPU process
 # ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_syncbn_config_trains_single_process_on_cpu(seg_syncbn_trained):
     work_dir, proc = seg_syncbn_trained
     assert_ok(proc)
