@@ -312,7 +312,7 @@ def test_segmentation_recipe(name):
     assert warmup == dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500)
     assert poly == dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500, end=160000)
     assert cfg.train_cfg == dict(type='IterBasedTrainLoop', max_iters=160000, val_interval=16000)
-    assert cfg.default_hooks.checkpoint == dict(type='CheckpointHook', by_epoch=False, interval=16000)
+    assert cfg.default_hooks.checkpoint == dict(type='AtomicCheckpointHook', by_epoch=False, interval=16000)
     assert cfg.train_dataloader.batch_size == 2 and cfg.train_dataloader.sampler.type == 'InfiniteSampler'
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=16)
 
