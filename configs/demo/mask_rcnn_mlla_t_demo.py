@@ -16,8 +16,7 @@ img_scale = (192, 192)
 train_batch_size = 4
 val_batch_size = 4
 num_workers = 1
-# Budget: ~1.4 s per iteration of 4 images on 2 CPU cores, so ~75 s per epoch of the 200-image set plus ~15 s of
-# validation: 5 epochs take about 8 minutes (measured: README, Demo).
+# Sized for a 2-core CPU: 5 epochs of the 200-image set with validation after each (run times: docs/demo.md).
 max_epochs = 5
 val_interval = 1  # epochs between validations
 lr = 8e-4  # high for AdamW, with gradient clipping and warm-up: the demo has ~300 iterations to learn in

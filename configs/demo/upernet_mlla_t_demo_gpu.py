@@ -3,7 +3,7 @@
 # demo's size: 40 epochs of 8 images per iteration (1,000 iterations), fp16-friendly (train with --amp), linear decay
 # of the learning rate to zero.
 #   python tools/make_demo_data.py && python tools/train.py configs/demo/upernet_mlla_t_demo_gpu.py --amp
-# The CPU demo's 4 epochs are far too short for a network trained from scratch (README, Demo).
+# The CPU demo's 4 epochs are far too short for a network trained from scratch (docs/demo.md).
 _base_ = ['./upernet_mlla_t_demo.py']
 
 train_batch_size = 8
@@ -22,8 +22,7 @@ model = dict(
     auxiliary_head=dict(channels=auxiliary_channels))
 
 # ADE20K's augmentation (configs/_base_/datasets/ade20k_512x512.py) at 256 x 256. Why: on 200 training scenes the
-# CPU demo's pipeline (resize and flip) lets the network learn its scenes rather than shapes; measured on an H100
-# over these 40 epochs, mIoU 36.0 with it, 53.0 with this (benchmarks/h100_2026-11-27/).
+# CPU demo's pipeline (resize and flip) lets the network learn its scenes rather than shapes (docs/demo.md).
 crop_size = (256, 256)
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -4,7 +4,7 @@ mmengine's ``DefaultOptimWrapperConstructor`` applies ``paramwise_cfg`` (here: n
 every parameter a parameter group of its own: 521 groups for Mask R-CNN with MLLA-T. torch's optimizers run their
 multi-tensor (``foreach``) or fused kernels once per group, so an AdamW step then costs hundreds of small kernel
 launches and as many passes of Python bookkeeping, on a train step that is already bound by the host on a GPU
-(README, Speed). :class:`GroupedOptimWrapperConstructor` applies the same rules, then merges the parameters whose
+(docs/speed.md). :class:`GroupedOptimWrapperConstructor` applies the same rules, then merges the parameters whose
 options are equal into one group each: two for the MLLA recipes (with and without weight decay).
 """
 from typing import Dict, List, Optional, Union

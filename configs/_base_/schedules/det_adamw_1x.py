@@ -17,7 +17,7 @@ optim_wrapper = dict(
     type='OptimWrapper',
     # mmengine's default constructor gives each parameter a group of its own (521 for Mask R-CNN with MLLA-T), and
     # AdamW then launches its kernels once per group; this one applies the same paramwise_cfg in two groups
-    # (mlla_mm/engine/optim_constructor.py). fused=True: one AdamW kernel for many tensors (README, Speed).
+    # (mlla_mm/engine/optim_constructor.py). fused=True: one AdamW kernel for many tensors (docs/speed.md).
     constructor='GroupedOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05, fused=True),
     # No weight decay on normalisation layers: every parameter whose name contains 'norm' (the MLLA block and
