@@ -388,11 +388,11 @@ def test_demo_draws_segmentation_maps(tmp_path):
 
 
 def test_checkpoint_of_another_shape_names_key_and_shapes(tmp_path):
-    from mlla_mm.apis.inference import check_checkpoint_fits
+    from mlla_mm.apis.inference import load_fitting_checkpoint
     model = torch.nn.Sequential(torch.nn.Linear(4, 3))
     torch.save({'state_dict': {'0.weight': torch.zeros(5, 4), '0.bias': torch.zeros(3)}}, tmp_path / 'other.pth')
     with pytest.raises(ValueError, match=r"other\.pth does not fit the config.*'0\.weight'.*\(5, 4\).*\(3, 4\)"):
-        check_checkpoint_fits(model, str(tmp_path / 'other.pth'))
+        load_fitting_checkpoint(model, str(tmp_path / 'other.pth'))
 
 
 class _Sleep(torch.autograd.Function):

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..checkpoint import safe_torch_load
-from ..checkpoint.model_checkpoint import checkpoint_dataset_meta, fit_model_checkpoint, load_model_checkpoint
+from ..checkpoint.model_checkpoint import checkpoint_dataset_meta, load_model_checkpoint
 from .config import task_of
 from .distributed import convert_syncbn
 from .pictures import picture_paths
@@ -51,13 +51,6 @@ def load_fitting_checkpoint(model: torch.nn.Module, checkpoint_path: str) -> dic
     if report:
         print_log(report, logger='current')
     return checkpoint
-
-
-def check_checkpoint_fits(model: torch.nn.Module, checkpoint_path: str) -> None:
-    """Stop with a clear message when a checkpoint was not trained for this config (keys or shapes differ)."""
-    if not osp.isfile(checkpoint_path):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint_path}')
-    fit_model_checkpoint(model, safe_torch_load(checkpoint_path), checkpoint_path)
 
 
 def init_model(cfg: Config, checkpoint: str, device: str):

@@ -24,6 +24,7 @@ from mmengine.logging import MMLogger
 from torch import nn
 
 from ..apis import build_model, convert_syncbn, task_of
+from ..apis.inference import load_fitting_checkpoint
 from ..models.decode_heads import MMSEG_EQUIVALENTS
 
 PARTS = ('model', 'backbone', 'neck')
@@ -135,8 +136,7 @@ def build_export_module(cfg: Config, checkpoint: Optional[str] = None, part: str
         finally:
             logger.setLevel(level)
     else:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        load_fitting_checkpoint(model, checkpoint)  # the rule every whole-model checkpoint meets
     model.eval()
 
     reference_cfg = copy.deepcopy(cfg)
