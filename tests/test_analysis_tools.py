@@ -257,7 +257,7 @@ def test_benchmark_measures_on_the_cpu(tmp_path):
     lines = read_results(results)[1:]
     assert [(line[5], line[8]) for line in lines] == [  # forward and backward alone by default
         (model, measure) for model in ('MLLA-T plain', 'ConvNeXt-T')
-        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_s')]
+        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_s', 'first_infer_s')]
     assert all(float(line[9]) > 0 for line in lines)
 
 
@@ -328,7 +328,7 @@ def test_benchmark_model_level_with_the_configs_optimizer(tmp_path):
     lines = read_results(results)[1:]
     assert [(line[4], line[5], line[6], line[8]) for line in lines] == [
         ('mask_rcnn', 'MLLA-T plain', '1x3x128x128', measure)
-        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_s')]
+        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_s', 'first_infer_s')]
 
 
 @pytest.fixture(scope='module')

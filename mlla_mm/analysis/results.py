@@ -18,7 +18,8 @@ import torch
 CSV_COLUMNS = ('date', 'commit', 'card', 'torch', 'task', 'model', 'input', 'precision', 'measure', 'value', 'unit')
 # a benchmark row's key -> (the CSV's measure, its unit); the training step's key depends on its optimizer
 MEASURES = {'infer_ms': ('infer_ms', 'ms'), 'images_per_s': ('throughput_img_s', 'img/s'),
-            'train_peak_mem_mib': ('peak_mem_mib', 'MiB'), 'first_train_step_s': ('first_step_s', 's')}
+            'train_peak_mem_mib': ('peak_mem_mib', 'MiB'), 'first_train_step_s': ('first_step_s', 's'),
+            'first_infer_s': ('first_infer_s', 's')}
 TRAIN_STEP_MEASURES = {'none': 'train_step_ms', 'config': 'train_step_ms', 'fused': 'train_step_fused_adamw_ms',
                        'foreach': 'train_step_foreach_adamw_ms'}
 

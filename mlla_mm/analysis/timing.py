@@ -106,7 +106,8 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
     """Inference and training-step timings of ``model(**make_batch()[mode])`` (``mode``: 'predict', 'train');
     ``train=False`` skips the training step, ``infer=False`` the inference.
 
-    Keys: ``infer_ms``, ``images_per_s``, ``train_step_ms`` (median), ``train_step_ms_min``/``_max``,
+    Keys: ``infer_ms``, ``images_per_s``, ``first_infer_s`` (the wall time of the first inference: for a compiled
+    model mostly its compile), ``train_step_ms`` (median), ``train_step_ms_min``/``_max``,
     ``first_train_step_s`` (the wall time of the first training step: for a compiled model mostly its compile) and
     ``train_peak_mem_mib`` (GPU only). The step's optimizer is ``make_optimizer(model)`` (default: :func:`adamw`);
     None makes the step forward and backward alone.
@@ -122,7 +123,11 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
 
     result = {}
     if infer:
-        infer_ms = statistics.median(time_call(run_inference, device, warmup, iters))
+        start = time.perf_counter()
+        run_inference()
+        _sync(device)
+        result['first_infer_s'] = time.perf_counter() - start
+        infer_ms = statistics.median(time_call(run_inference, device, max(warmup - 1, 0), iters))
         result.update(infer_ms=infer_ms, images_per_s=batch_size * 1e3 / infer_ms)
     if not train:
         return result
