@@ -620,6 +620,9 @@ def test_compiled_backbone_with_a_frozen_stage_matches_the_blocks(counted_compil
     (dict(cuda_graph=False), r"unknown key 'cuda_graph'"),
     (dict(strict='yes'), r"strict must be True or False, got 'yes'"),
     ([('compile', False)], r'fast_cfg must be a dict'),
+    (dict(compile_inference_after=-1), r'compile_inference_after must be a number of images >= 0 or None.*-1'),
+    (dict(compile_inference_after=True), r'compile_inference_after must be .*got True'),
+    (dict(compile_inference_after=1.5), r'compile_inference_after must be .*got 1.5'),
 ])
 def test_fast_cfg_rejects_unknown_keys_and_values(fast_cfg, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -630,7 +633,9 @@ def test_fast_cfg_defaults_and_is_not_shared():
     options = dict(compile=False)
     model = MLLA('tiny', fast_cfg=options)
     assert model.fast_cfg == dict(cuda_graphs=True, triton_dwconv=False, compile_convs=False, compile_stages='all',
-                                  compile_backbone=True, compile=False, strict=False)
+                                  compile_backbone=True, compile=False, compile_inference_after=2000,
+                                  strict=False)
+    assert MLLA('tiny', fast_cfg=dict(compile_inference_after=None)).fast_cfg['compile_inference_after'] is None
     assert options == dict(compile=False), "the caller's dict is left as it was"
     assert MLLA('tiny').fast_cfg == fast.FAST_CFG_DEFAULTS and MLLA('tiny').fast_cfg is not fast.FAST_CFG_DEFAULTS
 

@@ -11,6 +11,8 @@ from typing import Callable, Dict, NamedTuple, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from ..models.fast.config import FAST_CFG_DEFAULTS
+
 PEERS = ('mlla', 'swin_t', 'resnet50', 'convnext_t')
 PEER_NAMES = {'swin_t': 'Swin-T', 'resnet50': 'ResNet-50', 'convnext_t': 'ConvNeXt-T'}
 # Backbone settings of the peers, as mmdet's configs give them (stage outputs at strides 4-32).
@@ -25,8 +27,7 @@ PEER_CHANNELS = {'swin_t': [96, 192, 384, 768], 'resnet50': [256, 512, 1024, 204
                  'convnext_t': [96, 192, 384, 768]}
 ATTN_IMPLS = ('auto', 'plain', 'fast')
 # MLLA's fast_cfg keys (its defaults apply to the keys not given)
-FAST_CFG_KEYS = ('cuda_graphs', 'triton_dwconv', 'compile_convs', 'compile_stages', 'compile_backbone', 'compile',
-                 'strict')
+FAST_CFG_KEYS = tuple(FAST_CFG_DEFAULTS)
 ARCH_LETTERS = {'t': 'T', 'tiny': 'T', 's': 'S', 'small': 'S', 'b': 'B', 'base': 'B'}
 
 
@@ -103,11 +104,21 @@ class TimmFeatures(nn.Module):
         return tuple(self.model(x))
 
 
+def measured_fast_cfg(row: Row) -> Optional[Dict]:
+    """The ``fast_cfg`` a row's MLLA is built with: the row's, and for ``'auto'`` inference compiled at once
+    (``compile_inference_after=0`` unless the row sets it), since a benchmark measures the steady state."""
+    fast_cfg = dict(row.fast_cfg or {})
+    if row.attn_impl == 'auto':
+        fast_cfg.setdefault('compile_inference_after', 0)
+    return fast_cfg or None
+
+
 def mlla_kwargs(row: Row, arch='tiny', with_cp: bool = False) -> Dict:
-    """MLLA's arguments for a backbone-level row: no drop path (a fixed step), and ``fast_cfg`` only when given."""
+    """MLLA's arguments for a backbone-level row: no drop path (a fixed step), and ``fast_cfg`` only when given
+    (:func:`measured_fast_cfg`)."""
     kwargs = dict(arch=arch, drop_path_rate=0.0, with_cp=with_cp, attn_impl=row.attn_impl)
-    if row.fast_cfg:
-        kwargs['fast_cfg'] = dict(row.fast_cfg)
+    if measured_fast_cfg(row):
+        kwargs['fast_cfg'] = measured_fast_cfg(row)
     return kwargs
 
 
@@ -143,8 +154,8 @@ def config_variant(cfg, row: Row):
             raise ValueError(f'{getattr(cfg, "filename", "the config")}: model.backbone is '
                              f'{model.backbone.get("type")!r}, not MLLA')
         model.backbone.attn_impl = row.attn_impl
-        if row.fast_cfg:
-            model.backbone.fast_cfg = dict(row.fast_cfg)
+        if measured_fast_cfg(row):
+            model.backbone.fast_cfg = measured_fast_cfg(row)
         return cfg
     if row.peer == 'convnext_t':
         raise ValueError('convnext_t is a backbone-level peer only (timm); whole models take swin_t or resnet50')

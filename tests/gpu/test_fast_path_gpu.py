@@ -103,7 +103,8 @@ def test_backbone_auto_uses_fast_path_and_agrees(dtype, compile_stages, whole):
     torch.manual_seed(0)
     plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().eval()
     auto = MLLA(arch, attn_impl='auto', drop_path_rate=0.,
-                fast_cfg=dict(STRICT, compile_stages=compile_stages, compile_backbone=whole)).cuda().eval()
+                fast_cfg=dict(STRICT, compile_stages=compile_stages, compile_backbone=whole,
+                              compile_inference_after=0)).cuda().eval()
     auto.load_state_dict(plain.state_dict())
     for x in [torch.randn(2, 3, 203, 317, device='cuda'), torch.randn(2, 3, 160, 224, device='cuda')] * 2:
         with torch.no_grad(), torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):
@@ -116,6 +117,31 @@ def test_backbone_auto_uses_fast_path_and_agrees(dtype, compile_stages, whole):
         assert ('stage', True) in compiling.COMPILED and 'stages' not in compiling.FAILED
     if whole:
         assert ('backbone', True) in compiling.COMPILED and 'backbone' not in compiling.FAILED
+
+
+def test_auto_inference_compiles_after_the_given_number_of_images():
+    """``compile_inference_after=3``: the first 4 images (two batches of 2) run plain and compile nothing; the next
+    batch takes the compiled path, and agrees with the plain one. Training steps are not held back."""
+    arch = dict(embed_dims=64, depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 16])
+    compiling.reset()
+    torch.manual_seed(0)
+    plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().eval()
+    auto = MLLA(arch, attn_impl='auto', drop_path_rate=0.,
+                fast_cfg=dict(STRICT, compile_inference_after=3)).cuda().eval()
+    auto.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 128, 160, device='cuda')
+    with torch.no_grad():
+        for _ in range(2):
+            assert all(rel(a.double(), p.double()) < 1e-6 for a, p in zip(auto(x), plain(x)))
+        assert not compiling.COMPILED and auto.plain_inference_images == 4
+        outs_f, outs_p = auto(x), plain(x)
+    assert ('backbone', True) in compiling.COMPILED and auto.plain_inference_images == 4
+    assert all(rel(f.double(), p.double()) < 2e-3 for f, p in zip(outs_f, outs_p))
+    compiling.reset()
+    held_back = MLLA(arch, attn_impl='auto', drop_path_rate=0., fast_cfg=dict(STRICT, compile_inference_after=None))
+    held_back.cuda().train()
+    sum(o.mean() for o in held_back(x)).backward()
+    assert ('backbone', True) in compiling.COMPILED and held_back.plain_inference_images == 0
 
 
 def test_fp16_large_activations_stay_finite():

@@ -84,6 +84,10 @@ class MLLA(BaseModule):
               compiled call, for inputs whose sides are multiples of 32 (mmdet pads its batches to those, mmseg
               its training crops), without ``with_cp``; other inputs run stage by stage.
             - ``compile`` (True): False runs the fused functions eagerly, without ``torch.compile``.
+            - ``compile_inference_after`` (2000): with ``attn_impl='auto'``, inference (no gradients) runs on the
+              plain path for this many images, then on the fast path: a short job (a demo, a test over a few
+              hundred images) never pays the compile, a long one pays it once it has run long enough to earn it
+              back. 0 compiles at once, None never. ``'fast'`` compiles at once; training is not affected.
             - ``strict`` (False): a compiler failure raises instead of falling back to a slower path (tests).
 
             Defaults to None (all defaults).
@@ -137,6 +141,7 @@ class MLLA(BaseModule):
             raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
         self.attn_impl = attn_impl
         self.fast_cfg = fast.check_fast_cfg(fast_cfg)
+        self.plain_inference_images = 0  # counted towards fast_cfg['compile_inference_after']
         self.drop_rate = drop_rate
         self.with_cp = with_cp
 
@@ -281,9 +286,20 @@ class MLLA(BaseModule):
         return tuple(outs)
 
     def _takes_fast_path(self, x: torch.Tensor) -> bool:
-        """``attn_impl`` for ``x``: ``'auto'`` takes the fast path for CUDA inputs; the fast path has no dropout."""
-        fast_wanted = x.is_cuda if self.attn_impl == 'auto' else self.attn_impl == 'fast'
-        return fast_wanted and not (self.training and self.drop_rate > 0)
+        """``attn_impl`` for ``x``: ``'auto'`` takes the fast path for CUDA inputs, in inference once
+        ``fast_cfg['compile_inference_after']`` images have run plain (counted here); the fast path has no
+        dropout."""
+        if self.training and self.drop_rate > 0:
+            return False
+        if self.attn_impl != 'auto':
+            return self.attn_impl == 'fast'
+        if not x.is_cuda:
+            return False
+        after = self.fast_cfg['compile_inference_after']
+        if torch.is_grad_enabled() or (after is not None and self.plain_inference_images >= after):
+            return True
+        self.plain_inference_images += x.shape[0]
+        return False
 
     def output_map(self, index: int, tokens: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """Stage ``index``'s ``(N, H*W, C)`` output tokens, layer-normed, as a contiguous ``(N, C, H, W)`` map."""
