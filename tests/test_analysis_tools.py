@@ -100,7 +100,7 @@ class FakeMeasure:
                                batch=make_batch()))
         result = {}
         if infer:
-            result.update(infer_ms=12.5, images_per_s=batch_size * 1e3 / 12.5)
+            result.update(infer_ms=12.5, images_per_s=batch_size * 1e3 / 12.5, first_infer_s=1.5)
         if train:
             result.update(train_step_ms=30.25, first_train_step_s=4.0, train_peak_mem_mib=2048.0)
         return result
@@ -134,7 +134,8 @@ def test_benchmark_appends_results_rows(mocked_benchmark, tmp_path):
     benchmark, built, fake = mocked_benchmark
     path = tmp_path / 'results' / 'card_torch.csv'
     benchmark.main(['--peers', 'mlla', 'convnext_t', '--attn-impl', 'fast', '--precision', 'bf16',
-                    '--adamw', 'none', 'fused', '--shape', '80', '96', '--batch', '2', '--cpu', '--results', str(path)])
+                    '--adamw', 'none', 'fused', '--shape', '80', '96', '--batch', '2', '--cpu', '--results', str(path),
+                    '--compile-cache', 'warm'])
     lines = read_results(path)
     assert lines[0] == ['date', 'commit', 'card', 'torch', 'task', 'model', 'input', 'precision', 'measure', 'value',
                         'unit']
@@ -146,10 +147,10 @@ def test_benchmark_appends_results_rows(mocked_benchmark, tmp_path):
     assert [(line[5], line[8], line[9], line[10]) for line in lines[1:]] == [
         ('MLLA-T fast', 'train_step_ms', '30.25', 'ms'), ('MLLA-T fast', 'infer_ms', '12.5', 'ms'),
         ('MLLA-T fast', 'throughput_img_s', '160', 'img/s'), ('MLLA-T fast', 'peak_mem_mib', '2048', 'MiB'),
-        ('MLLA-T fast', 'first_step_s', '4', 's'),
+        ('MLLA-T fast', 'first_step_warm_s', '4', 's'), ('MLLA-T fast', 'first_infer_warm_s', '1.5', 's'),
         ('ConvNeXt-T', 'train_step_ms', '30.25', 'ms'), ('ConvNeXt-T', 'infer_ms', '12.5', 'ms'),
         ('ConvNeXt-T', 'throughput_img_s', '160', 'img/s'), ('ConvNeXt-T', 'peak_mem_mib', '2048', 'MiB'),
-        ('ConvNeXt-T', 'first_step_s', '4', 's'),
+        ('ConvNeXt-T', 'first_step_warm_s', '4', 's'), ('ConvNeXt-T', 'first_infer_warm_s', '1.5', 's'),
         ('MLLA-T fast', 'train_step_fused_adamw_ms', '30.25', 'ms'),
         ('ConvNeXt-T', 'train_step_fused_adamw_ms', '30.25', 'ms')]
     assert [call['infer'] for call in fake.calls] == [True, True, False, False]
@@ -178,8 +179,11 @@ def test_csv_rows_of_a_failed_row_and_of_the_configs_optimizer():
     info = dict(date='2026-01-02', commit='abc1234', card='NVIDIA H100', torch='2.0')
     row = dict(task='mask_rcnn', model='Swin-T', input='2x3x800x1344', precision='fp16', adamw='config',
                train_step_ms=100.0, first_train_step_s=2.5)
-    assert [(line['measure'], line['value']) for line in csv_rows(row, info)] == [('train_step_ms', '100'),
-                                                                                ('first_step_s', '2.5')]
+    assert [(line['measure'], line['value']) for line in csv_rows(row, info, 'cold')] == [
+        ('train_step_ms', '100'), ('first_step_cold_s', '2.5')]
+    assert [line['measure'] for line in csv_rows(row, info)] == ['train_step_ms'], 'no cache state, no first step'
+    with pytest.raises(ValueError, match="compile_cache must be one of .*got 'hot'"):
+        csv_rows(row, info, 'hot')
     assert csv_rows(dict(row, error='RuntimeError: no kernel'), info) == []
 
 
@@ -246,7 +250,7 @@ def test_benchmark_measures_on_the_cpu(tmp_path):
     out, results = tmp_path / 'bench.json', tmp_path / 'bench.csv'
     result = run_tool('tools/analysis/benchmark.py', '--level', 'backbone', '--peers', 'mlla', 'convnext_t',
                       '--attn-impl', 'plain', '--shape', '64', '96', '--batch', '1', '--warmup', '1', '--iters', '2',
-                      '--cpu', '--json', out, '--results', results, timeout=600)
+                      '--cpu', '--json', out, '--results', results, '--compile-cache', 'cold', timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data['machine']['torch'] == torch.__version__
@@ -257,7 +261,7 @@ def test_benchmark_measures_on_the_cpu(tmp_path):
     lines = read_results(results)[1:]
     assert [(line[5], line[8]) for line in lines] == [  # forward and backward alone by default
         (model, measure) for model in ('MLLA-T plain', 'ConvNeXt-T')
-        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_s', 'first_infer_s')]
+        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_cold_s', 'first_infer_cold_s')]
     assert all(float(line[9]) > 0 for line in lines)
 
 
@@ -328,7 +332,7 @@ def test_benchmark_model_level_with_the_configs_optimizer(tmp_path):
     lines = read_results(results)[1:]
     assert [(line[4], line[5], line[6], line[8]) for line in lines] == [
         ('mask_rcnn', 'MLLA-T plain', '1x3x128x128', measure)
-        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s', 'first_step_s', 'first_infer_s')]
+        for measure in ('train_step_ms', 'infer_ms', 'throughput_img_s')]
 
 
 @pytest.fixture(scope='module')

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from .results import append_csv, check_results_file, csv_rows, machine, write_json
+from .results import COMPILE_CACHE_STATES, append_csv, check_results_file, csv_rows, machine, write_json
 from .rows import (ATTN_IMPLS, FAST_CFG_KEYS, PEERS, backbone_batch, build_backbone, mlla_kwargs, model_and_batch,
                    parse_fast_cfg, row_name, row_variants, task_name, to_channels_last, use_configs_cudnn_setting)
 from .timing import OPTIMIZER_FORMS, PRECISIONS, matmul_rate, measure, optimizer_maker
@@ -62,7 +62,11 @@ def build_parser(description: Optional[str] = None, results: bool = True) -> arg
     if results:
         parser.add_argument('--results', metavar='FILE.csv',
                             help='append the measured values to this results CSV (created if absent)')
-    parser.set_defaults(results=None)
+        parser.add_argument('--compile-cache', choices=COMPILE_CACHE_STATES,
+                            help='the state of the compile caches (Inductor, Triton) at the start: with it, the '
+                                 'first training step and first inference are written to --results too, as '
+                                 'first_step_<state>_s and first_infer_<state>_s')
+    parser.set_defaults(results=None, compile_cache=None)
     return parser
 
 
@@ -158,7 +162,7 @@ def run(args) -> Dict:
             row.update(roofline(model, row, args, device))
         print_row(row)
         if args.results:
-            append_csv(csv_rows(row, info), args.results)
+            append_csv(csv_rows(row, info, args.compile_cache), args.results)
         return row
 
     return each_row(args, device, measure_row)

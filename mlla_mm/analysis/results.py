@@ -11,15 +11,18 @@ import os
 import os.path as osp
 import platform
 import subprocess
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 import torch
 
 CSV_COLUMNS = ('date', 'commit', 'card', 'torch', 'task', 'model', 'input', 'precision', 'measure', 'value', 'unit')
 # a benchmark row's key -> (the CSV's measure, its unit); the training step's key depends on its optimizer
 MEASURES = {'infer_ms': ('infer_ms', 'ms'), 'images_per_s': ('throughput_img_s', 'img/s'),
-            'train_peak_mem_mib': ('peak_mem_mib', 'MiB'), 'first_train_step_s': ('first_step_s', 's'),
-            'first_infer_s': ('first_infer_s', 's')}
+            'train_peak_mem_mib': ('peak_mem_mib', 'MiB')}
+# the first call's wall time (mostly compiling, on the fast path): written with the compile cache's state, cold
+# (empty) or warm (filled by an earlier run of the same rows), as first_step_cold_s, first_infer_warm_s, ...
+FIRST_CALL_MEASURES = {'first_train_step_s': 'first_step', 'first_infer_s': 'first_infer'}
+COMPILE_CACHE_STATES = ('cold', 'warm')
 TRAIN_STEP_MEASURES = {'none': 'train_step_ms', 'config': 'train_step_ms', 'fused': 'train_step_fused_adamw_ms',
                        'foreach': 'train_step_foreach_adamw_ms'}
 
@@ -56,18 +59,22 @@ def write_json(results: Dict, path: str) -> None:
         json.dump(results, f, indent=1)
 
 
-def csv_rows(row: Dict, info: Dict) -> List[Dict]:
+def csv_rows(row: Dict, info: Dict, compile_cache: Optional[str] = None) -> List[Dict]:
     """The results-CSV lines of one benchmark row (``row``: its ``task``, ``model``, ``input``, ``precision``,
     ``adamw`` and measured keys; ``info``: :func:`machine`). The training step's measure names its optimizer
     (``train_step_ms``: forward and backward alone, or the config's optimizer as training steps it); its peak memory
-    and first step are written with ``train_step_ms`` only. Rows with an error write nothing."""
+    and first step are written with ``train_step_ms`` only. The first calls' times are written only with
+    ``compile_cache`` ('cold' or 'warm'), whose state they depend on. Rows with an error write nothing."""
     if 'error' in row:
         return []
-    values = []
-    for key, (measure, unit) in MEASURES.items():
-        if key in row and (key not in ('train_peak_mem_mib', 'first_train_step_s')
-                           or TRAIN_STEP_MEASURES[row['adamw']] == 'train_step_ms'):
-            values.append((measure, row[key], unit))
+    if compile_cache not in (None, *COMPILE_CACHE_STATES):
+        raise ValueError(f'compile_cache must be one of {COMPILE_CACHE_STATES} or None, got {compile_cache!r}')
+    plain_step = TRAIN_STEP_MEASURES.get(row.get('adamw')) == 'train_step_ms'
+    values = [(measure, row[key], unit) for key, (measure, unit) in MEASURES.items()
+              if key in row and (key != 'train_peak_mem_mib' or plain_step)]
+    if compile_cache:
+        values += [(f'{measure}_{compile_cache}_s', row[key], 's') for key, measure in FIRST_CALL_MEASURES.items()
+                   if key in row and (key != 'first_train_step_s' or plain_step)]
     if 'train_step_ms' in row:
         values.insert(0, (TRAIN_STEP_MEASURES[row['adamw']], row['train_step_ms'], 'ms'))
     return [dict(date=info['date'], commit=info['commit'], card=info['card'], torch=info['torch'], task=row['task'],
