@@ -21,18 +21,22 @@ COLUMNS = ['date', 'commit', 'card', 'torch', 'task', 'model', 'input', 'precisi
 TASKS = ['backbone', 'mask_rcnn', 'upernet']
 TASK_NAMES = {'backbone': 'backbone', 'mask_rcnn': 'Mask R-CNN', 'upernet': 'UperNet'}
 MEASURES = ['train_step_ms', 'train_step_fused_adamw_ms', 'infer_ms', 'throughput_img_s', 'peak_mem_mib',
-            'first_step_s']
+            'first_step_cold_s', 'first_step_warm_s', 'first_infer_cold_s', 'first_infer_warm_s']
 MEASURE_NAMES = {
     'train_step_ms': 'train step',
     'train_step_fused_adamw_ms': 'train step, fused AdamW',
     'infer_ms': 'inference',
     'throughput_img_s': 'inference throughput',
     'peak_mem_mib': 'train peak memory',
-    'first_step_s': 'first train step (compile, cold cache)',
+    'first_step_cold_s': 'first train step (compile, cold cache)',
+    'first_step_warm_s': 'first train step (compile, warm cache)',
+    'first_infer_cold_s': 'first inference (compile, cold cache)',
+    'first_infer_warm_s': 'first inference (compile, warm cache)',
 }
 # The measures the README's single table shows; docs/speed.md shows all of them.
 HEADLINE_MEASURES = ['train_step_ms', 'train_step_fused_adamw_ms', 'infer_ms', 'throughput_img_s']
-TRAIN_MEASURES = {'train_step_ms', 'train_step_fused_adamw_ms', 'peak_mem_mib', 'first_step_s'}
+TRAIN_MEASURES = {'train_step_ms', 'train_step_fused_adamw_ms', 'peak_mem_mib', 'first_step_cold_s',
+                  'first_step_warm_s'}
 MODEL_CONFIGS = {'mask_rcnn': 'configs/detection/mask_rcnn_mlla_t.py',
                  'upernet': 'configs/segmentation/upernet_mlla_t.py'}
 MODEL_PEERS = {'backbone': 'convnext_t', 'mask_rcnn': 'swin_t', 'upernet': 'swin_t'}
@@ -153,6 +157,8 @@ def command_for(task, inp, precision, measure):
         rest = f'{impl} {adamw} --no-infer'
     else:
         rest = '--attn-impl fast --no-train'
+    if measure.startswith('first_'):  # first_step_cold_s -> cold
+        rest += f' --compile-cache {measure.split("_")[2]}'
     return f'{head} --shape {height} {width} --batch {batch} --precision {precision} {peers} {rest}'
 
 
