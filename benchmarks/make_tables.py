@@ -85,9 +85,15 @@ def read_all_results(results_dir):
 
 
 def format_value(value, unit):
-    text = value
-    if '.' not in value and value.lstrip('-').isdigit():
-        text = f'{int(value):,}'
+    """A measured value as a table shows it: whole numbers from 1,000 up with separators (img/s, MiB), others with
+    two decimals below 100 and one above (the benchmark writes six significant digits)."""
+    number = float(value)
+    if abs(number) >= 1000:
+        text = f'{round(number):,}'
+    elif abs(number) >= 100:
+        text = f'{number:.1f}'
+    else:
+        text = f'{number:.2f}'
     return f'{text} {unit}'
 
 
