@@ -13,6 +13,7 @@ import argparse
 import csv
 import glob
 import os
+import re
 import sys
 from collections import OrderedDict
 
@@ -42,6 +43,37 @@ MODEL_CONFIGS = {'mask_rcnn': 'configs/detection/mask_rcnn_mlla_t.py',
 MODEL_PEERS = {'backbone': 'convnext_t', 'mask_rcnn': 'swin_t', 'upernet': 'swin_t'}
 README_MARKER = 'speed-table'
 SPEED_DOC_MARKER = 'speed-tables'
+WALL_TIME_MARKER = 'wall-time-tables'
+# Whole jobs timed by tools/analysis/wall_time.py, measure wall_<job>_<cache>_s, in the order of its table; N is
+# the job's count of iterations or images (300 and 500 by default)
+WALL_JOBS = OrderedDict([
+    ('first_infer', 'first inference: tools/test.py, one image'),
+    ('demo1', 'tools/demo.py, one image'),
+    ('first_step', 'first train step: tools/train.py, one iteration'),
+    ('train', 'Mask R-CNN, {n} train iterations'),
+    ('seg_train', 'UperNet, {n} train iterations'),
+    ('test', 'tools/test.py, {n} images'),
+])
+WALL_CACHES = ('cold', 'warm')
+WALL_MODELS = ('MLLA-T fast', 'MLLA-T plain', 'Swin-T')
+WALL_MEASURE = re.compile(r'wall_(first_infer|demo1|first_step|seg_train|train|test)(\d*)_(cold|warm)_s')
+
+
+def wall_measure(measure):
+    """``(job, count, cache)`` of a whole-job measure (``wall_train300_cold_s``: ``('train', 300, 'cold')``), or
+    None for any other measure."""
+    match = WALL_MEASURE.fullmatch(measure)
+    if match is None:
+        return None
+    job, count, cache = match.groups()
+    counted = WALL_JOBS[job].count('{n}') > 0
+    if counted != bool(count):
+        return None
+    return job, int(count) if count else None, cache
+
+
+def wall_job_label(job, count):
+    return WALL_JOBS[job].format(n=f'{count:,}' if count else '')
 
 
 class ResultsError(ValueError):
@@ -64,8 +96,9 @@ def read_results(path):
             row = dict(zip(COLUMNS, values))
             if row['task'] not in TASKS:
                 raise ResultsError(f'{path}:{line_no}: task {row["task"]!r} is not one of {TASKS}')
-            if row['measure'] not in MEASURES:
-                raise ResultsError(f'{path}:{line_no}: measure {row["measure"]!r} is not one of {MEASURES}')
+            if row['measure'] not in MEASURES and wall_measure(row['measure']) is None:
+                raise ResultsError(f'{path}:{line_no}: measure {row["measure"]!r} is not one of {MEASURES} '
+                                   f'or wall_<job>_<cold|warm>_s (tools/analysis/wall_time.py)')
             try:
                 float(row['value'])
             except ValueError:
@@ -102,9 +135,11 @@ def short_card(card):
 
 
 def group_rows(rows):
-    """Rows grouped by what one table line shows, in the order the groups first appear."""
+    """Step rows (not whole jobs) grouped by what one table line shows, in the order the groups first appear."""
     groups = OrderedDict()
     for row in rows:
+        if wall_measure(row['measure']):
+            continue
         key = tuple(row[c] for c in ('card', 'torch', 'task', 'input', 'precision', 'measure', 'date', 'commit'))
         groups.setdefault(key, []).append(row)
     return groups
@@ -213,6 +248,8 @@ def speed_doc_tables(results):
     parts = []
     for name, rows in results:
         groups = group_rows(rows)
+        if not groups:
+            continue
         cards = sorted({r['card'] for r in rows})
         torches = sorted({r['torch'] for r in rows})
         parts.append(f'### {", ".join(cards)}, torch {", ".join(torches)}')
@@ -242,6 +279,36 @@ def speed_doc_tables(results):
     return '\n'.join(parts).rstrip('\n')
 
 
+def wall_time_tables(results):
+    """Per results file with whole-job rows: one line per job and cache state, the three models side by side."""
+    parts = []
+    for name, rows in results:
+        cells = OrderedDict()
+        for row in rows:
+            job = wall_measure(row['measure'])
+            if job:
+                cells.setdefault(job, {})[row['model']] = row
+        if not cells:
+            continue
+        cards = sorted({r['card'] for r in rows})
+        torches = sorted({r['torch'] for r in rows})
+        parts += [f'### {", ".join(cards)}, torch {", ".join(torches)}', '',
+                  f'From `benchmarks/results/{name}`.', '',
+                  '| job | cache | ' + ' | '.join(WALL_MODELS) + ' | MLLA-T fast / Swin-T | date, commit |',
+                  '| --- | --- |' + ' --- |' * (len(WALL_MODELS) + 2)]
+        jobs = list(WALL_JOBS)
+        for job, count, cache in sorted(cells, key=lambda k: (jobs.index(k[0]), k[1] or 0, WALL_CACHES.index(k[2]))):
+            by_model = cells[(job, count, cache)]
+            dated = sorted({f'{r["date"]}, {r["commit"]}' for r in by_model.values()})
+            parts.append(f'| {wall_job_label(job, count)} | {cache} | '
+                         + ' | '.join(cell(by_model.get(model)) for model in WALL_MODELS)
+                         + f' | {ratio(by_model.get("MLLA-T fast"), by_model.get("Swin-T"))} | {"; ".join(dated)} |')
+        parts.append('')
+    if not parts:
+        return 'No measurements yet: run the command above and put its lines into `benchmarks/results/`.'
+    return '\n'.join(parts).rstrip('\n')
+
+
 def replace_between_markers(text, marker, content, path):
     start, end = f'<!-- {marker}:start -->', f'<!-- {marker}:end -->'
     if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
@@ -255,13 +322,17 @@ def updated_files(results_dir, readme, speed_doc):
     """{path: (old text, new text)} for the two files that hold generated tables."""
     results = read_all_results(results_dir)
     out = {}
-    for path, marker, content in ((readme, README_MARKER, readme_table(results)),
-                                  (speed_doc, SPEED_DOC_MARKER, speed_doc_tables(results))):
+    for path, markers in ((readme, [(README_MARKER, readme_table(results))]),
+                          (speed_doc, [(SPEED_DOC_MARKER, speed_doc_tables(results)),
+                                       (WALL_TIME_MARKER, wall_time_tables(results))])):
         if not os.path.isfile(path):
             raise ResultsError(f'{path}: not found')
         with open(path) as f:
             old = f.read()
-        out[path] = (old, replace_between_markers(old, marker, content, path))
+        new = old
+        for marker, content in markers:
+            new = replace_between_markers(new, marker, content, path)
+        out[path] = (old, new)
     return out
 
 

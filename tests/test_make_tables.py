@@ -28,7 +28,8 @@ def tree(tmp_path):
     readme = tmp_path / 'README.md'
     readme.write_text('# title\n\n<!-- speed-table:start -->\nold\n<!-- speed-table:end -->\n\nafter\n')
     speed = tmp_path / 'speed.md'
-    speed.write_text('# Speed\n<!-- speed-tables:start -->\n<!-- speed-tables:end -->\n')
+    speed.write_text('# Speed\n<!-- speed-tables:start -->\n<!-- speed-tables:end -->\n'
+                     '<!-- wall-time-tables:start -->\n<!-- wall-time-tables:end -->\n')
     args = ['--results', str(results), '--readme', str(readme), '--speed-doc', str(speed)]
     return results, readme, speed, args
 
@@ -60,6 +61,38 @@ def test_tables_come_from_the_results_file_and_check_sees_staleness(tree):
     (results / 'x1_torch-9.9.0.csv').write_text(HEADER + ROWS.replace('30.00', '31.00'))
     assert make_tables.main(args + ['--check']) == 1
     assert (readme.read_text(), speed.read_text()) == before  # --check writes nothing
+
+
+def test_whole_job_rows_make_their_own_table(tree):
+    """wall_<job>_<cache>_s lines (tools/analysis/wall_time.py) go into the whole-jobs table, one line per job and
+    cache state with the three models side by side, and stay out of the step tables; without them the table says
+    that none were measured."""
+    make_tables = load_make_tables()
+    results, readme, speed, args = tree
+    assert make_tables.main(args) == 0
+    assert 'No measurements yet' in speed.read_text()
+    wall = ('2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,MLLA-T fast,2x3x800x1333,fp16,wall_train300_cold_s,300.5,s\n'
+            '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,MLLA-T plain,2x3x800x1333,fp16,wall_train300_cold_s,90,s\n'
+            '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,Swin-T,2x3x800x1333,fp16,wall_train300_cold_s,60.1,s\n'
+            '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,Swin-T,1x3x800x1333,fp32,wall_first_infer_warm_s,8,s\n')
+    (results / 'x1_torch-9.9.0.csv').write_text(HEADER + ROWS + wall)
+    assert make_tables.main(args) == 0
+    doc = speed.read_text()
+    tables = doc.split('<!-- wall-time-tables:start -->')
+    assert 'wall_' not in tables[0] and 'train300' not in tables[0] and 'No measurements yet' not in doc
+    lines = tables[1].splitlines()
+    assert '| Mask R-CNN, 300 train iterations | cold | 300.5 s | 90.00 s | 60.10 s | 5.00x | 2026-01-04, fed4321 |' \
+        in lines
+    first = lines.index('| first inference: tools/test.py, one image | warm | - | - | 8.00 s | - | 2026-01-04, fed4321 |')
+    assert first < lines.index('| Mask R-CNN, 300 train iterations | cold | 300.5 s | 90.00 s | 60.10 s | 5.00x | '
+                               '2026-01-04, fed4321 |'), 'jobs in the order of WALL_JOBS'
+    assert 'train300' not in readme.read_text()
+    (results / 'x1_torch-9.9.0.csv').write_text(HEADER + wall.replace('wall_train300_cold_s', 'wall_train50_cold_s'))
+    assert make_tables.main(args) == 0
+    assert '| Mask R-CNN, 50 train iterations | cold | 300.5 s |' in speed.read_text()
+    for bad in ('wall_train_cold_s', 'wall_first_step2_cold_s', 'wall_train300_hot_s'):
+        (results / 'x1_torch-9.9.0.csv').write_text(HEADER + wall.replace('wall_train300_cold_s', bad))
+        assert make_tables.main(args) == 2, bad
 
 
 def test_bad_results_and_missing_markers_are_named(tree, capsys):
