@@ -16,16 +16,17 @@ Jobs (``JOBS``; the default order runs the cheap ones first):
 - ``train300``: ``tools/train.py --amp`` on the Mask R-CNN config, 300 iterations of the config's batch of 2;
 - ``test500``: ``tools/test.py`` over 500 images, batch 1, with COCO box and mask evaluation.
 
-Models (``MODELS``): ``mlla_fast``, the MLLA-T configs as they are (``attn_impl='auto'``: the compiled fast path
-on a GPU); ``mlla_plain``, the same with ``attn_impl='plain'``; ``swin_t``, mmdet's and mmseg's own Swin-T configs
-(``SWIN_CONFIGS``; for Mask R-CNN the one with the multi-scale + crop training augmentation that the MLLA-T config
-uses), run through the same tools. Every config keeps its model, optimizer, pipelines and loaders; the script
-changes only what the jobs need: the backbone's pretrained checkpoint is off (random initialisation), the data
-are synthetic shapes (``tools/demo_data.py``; Mask R-CNN at 1333x800, UperNet at 683x512) with their three
-classes, and training is iteration-based (``IterBasedTrainLoop``) with no validation and no checkpoint saved. Of
-the learning-rate schedules the iteration-based parts are kept (the linear warm-up; mmseg's poly decay) and the
-epoch-based step decay of the detection configs is dropped: 300 iterations are the first 300 of the real schedule.
-Test jobs load a randomly initialised checkpoint of the model, written by this module.
+Models (``MODELS``): ``mlla_fast``, the MLLA-T configs as they are (``attn_impl='auto'``: on a GPU, training on the
+compiled fast path, inference on it after the backbone's first ``compile_inference_after`` images); ``mlla_plain``,
+the same with ``attn_impl='plain'``; ``swin_t``, mmdet's and mmseg's own Swin-T configs (``SWIN_CONFIGS``; for Mask
+R-CNN the one with the multi-scale + crop training augmentation that the MLLA-T config uses), run through the same
+tools. Every config keeps its model, optimizer, pipelines and loaders; the script changes only what the jobs need:
+the backbone's pretrained checkpoint is off (random initialisation), the data are synthetic shapes
+(``tools/demo_data.py``; Mask R-CNN at 1333x800, UperNet at 683x512) with their three classes, and training is
+iteration-based (``IterBasedTrainLoop``) with no validation and no checkpoint saved. Of the learning-rate schedules
+the iteration-based parts are kept (the linear warm-up; mmseg's poly decay) and the epoch-based step decay of the
+detection configs is dropped: 300 iterations are the first 300 of the real schedule. Test jobs load a randomly
+initialised checkpoint of the model, written by this module.
 
 Cache states: ``cold`` gives the job a fresh, empty ``TORCHINDUCTOR_CACHE_DIR`` and ``TRITON_CACHE_DIR`` (one pair
 per job and model, under the work dir); ``warm`` runs the same job again with what its cold run left there. The
