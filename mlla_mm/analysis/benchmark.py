@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from .results import COMPILE_CACHE_STATES, append_csv, check_results_file, csv_rows, machine, write_json
+from .results import COMPILE_CACHE_STATES, append_csv, check_results_argument, csv_rows, machine, write_json
 from .rows import (ATTN_IMPLS, FAST_CFG_KEYS, PEERS, backbone_batch, build_backbone, mlla_kwargs, model_and_batch,
                    parse_fast_cfg, row_name, row_variants, task_name, to_channels_last, use_configs_cudnn_setting)
 from .timing import OPTIMIZER_FORMS, PRECISIONS, matmul_rate, measure, optimizer_maker
@@ -89,11 +89,7 @@ def parse_args(argv=None, parser: Optional[argparse.ArgumentParser] = None) -> a
         parser.error(f'--fast-cfg: {err}')
     if args.fast_cfg and not {'fast', 'auto'} & set(args.attn_impl):
         parser.error('--fast-cfg applies to --attn-impl fast or auto rows only')
-    if args.results:
-        try:
-            check_results_file(args.results)
-        except ValueError as err:
-            parser.error(f'--results: {err}')
+    check_results_argument(parser, args.results)
     return args
 
 

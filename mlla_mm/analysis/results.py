@@ -107,3 +107,13 @@ def append_csv(lines: Iterable[Dict], path: str) -> int:
             writer.writeheader()
         writer.writerows(lines)
     return len(lines)
+
+
+def check_results_argument(parser, path: Optional[str]) -> None:
+    """A command line's ``--results PATH`` checked before anything is measured: ``parser.error`` (exit 2) naming the
+    file if it is something other than a results CSV; nothing when ``path`` is None."""
+    if path:
+        try:
+            check_results_file(path)
+        except ValueError as err:
+            parser.error(f'--results: {err}')

@@ -51,7 +51,7 @@ import sys
 import time
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-from .results import append_csv, check_results_file
+from .results import append_csv, check_results_argument
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_WORK_DIR = osp.join('work_dirs', 'wall_time')
@@ -475,11 +475,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ('iters', 'test_images', 'train_images'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be at least 1')
-    if args.results:
-        try:
-            check_results_file(args.results)
-        except ValueError as err:
-            parser.error(f'--results: {err}')
+    check_results_argument(parser, args.results)
     return args
 
 
