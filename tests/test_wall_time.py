@@ -249,6 +249,7 @@ def test_another_csv_is_refused_before_anything_runs(tmp_path, capsys):
 # ----------------------------------------------------------------------------------------------------------------
 # one real job
 # ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_first_inference_of_mlla_plain_on_the_cpu(tmp_path):
     """The command line end to end: data, config, a randomly initialised checkpoint that tools/test.py accepts,
     one timed process, one results line."""
