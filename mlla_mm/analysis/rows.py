@@ -117,8 +117,9 @@ def mlla_kwargs(row: Row, arch='tiny', with_cp: bool = False) -> Dict:
     """MLLA's arguments for a backbone-level row: no drop path (a fixed step), and ``fast_cfg`` only when given
     (:func:`measured_fast_cfg`)."""
     kwargs = dict(arch=arch, drop_path_rate=0.0, with_cp=with_cp, attn_impl=row.attn_impl)
-    if measured_fast_cfg(row):
-        kwargs['fast_cfg'] = measured_fast_cfg(row)
+    fast_cfg = measured_fast_cfg(row)
+    if fast_cfg:
+        kwargs['fast_cfg'] = fast_cfg
     return kwargs
 
 
@@ -154,8 +155,9 @@ def config_variant(cfg, row: Row):
             raise ValueError(f'{getattr(cfg, "filename", "the config")}: model.backbone is '
                              f'{model.backbone.get("type")!r}, not MLLA')
         model.backbone.attn_impl = row.attn_impl
-        if measured_fast_cfg(row):
-            model.backbone.fast_cfg = measured_fast_cfg(row)
+        fast_cfg = measured_fast_cfg(row)
+        if fast_cfg:
+            model.backbone.fast_cfg = fast_cfg
         return cfg
     if row.peer == 'convnext_t':
         raise ValueError('convnext_t is a backbone-level peer only (timm); whole models take swin_t or resnet50')
