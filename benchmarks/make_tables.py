@@ -47,16 +47,18 @@ WALL_TIME_MARKER = 'wall-time-tables'
 # Whole jobs timed by tools/analysis/wall_time.py, measure wall_<job>_<cache>_s, in the order of its table; N is
 # the job's count of iterations or images (300 and 500 by default)
 WALL_JOBS = OrderedDict([
-    ('first_infer', 'first inference: tools/test.py, one image'),
-    ('demo1', 'tools/demo.py, one image'),
-    ('first_step', 'first train step: tools/train.py, one iteration'),
+    ('first_step', 'Mask R-CNN, launch to the end of the first train step'),
     ('train', 'Mask R-CNN, {n} train iterations'),
+    ('seg_first_step', 'UperNet, launch to the end of the first train step'),
     ('seg_train', 'UperNet, {n} train iterations'),
+    ('first_infer', 'tools/test.py, launch to the first image\'s result'),
     ('test', 'tools/test.py, {n} images'),
+    ('demo1', 'tools/demo.py, one image'),
 ])
 WALL_CACHES = ('cold', 'warm')
 WALL_MODELS = ('MLLA-T fast', 'MLLA-T plain', 'Swin-T')
-WALL_MEASURE = re.compile(r'wall_(first_infer|demo1|first_step|seg_train|train|test)(\d*)_(cold|warm)_s')
+WALL_MEASURE = re.compile(r'wall_(first_infer|demo1|seg_first_step|first_step|seg_train|train|test)(\d*)_'
+                          r'(cold|warm)_s')
 
 
 def wall_measure(measure):

@@ -74,7 +74,8 @@ def test_whole_job_rows_make_their_own_table(tree):
     wall = ('2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,MLLA-T fast,2x3x800x1333,fp16,wall_train300_cold_s,300.5,s\n'
             '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,MLLA-T plain,2x3x800x1333,fp16,wall_train300_cold_s,90,s\n'
             '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,Swin-T,2x3x800x1333,fp16,wall_train300_cold_s,60.1,s\n'
-            '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,Swin-T,1x3x800x1333,fp32,wall_first_infer_warm_s,8,s\n')
+            '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,Swin-T,1x3x800x1333,fp32,wall_first_infer_warm_s,8,s\n'
+            '2026-01-04,fed4321,NVIDIA X1,9.9.0,upernet,Swin-T,8x3x512x512,fp16,wall_seg_first_step_cold_s,12,s\n')
     (results / 'x1_torch-9.9.0.csv').write_text(HEADER + ROWS + wall)
     assert make_tables.main(args) == 0
     doc = speed.read_text()
@@ -83,9 +84,14 @@ def test_whole_job_rows_make_their_own_table(tree):
     lines = tables[1].splitlines()
     assert '| Mask R-CNN, 300 train iterations | cold | 300.5 s | 90.00 s | 60.10 s | 5.00x | 2026-01-04, fed4321 |' \
         in lines
-    first = lines.index('| first inference: tools/test.py, one image | warm | - | - | 8.00 s | - | 2026-01-04, fed4321 |')
-    assert first < lines.index('| Mask R-CNN, 300 train iterations | cold | 300.5 s | 90.00 s | 60.10 s | 5.00x | '
-                               '2026-01-04, fed4321 |'), 'jobs in the order of WALL_JOBS'
+    train = lines.index('| Mask R-CNN, 300 train iterations | cold | 300.5 s | 90.00 s | 60.10 s | 5.00x | '
+                        '2026-01-04, fed4321 |')
+    seg_first = lines.index('| UperNet, launch to the end of the first train step | cold | - | - | 12.00 s | - | '
+                            '2026-01-04, fed4321 |')
+    first = lines.index("| tools/test.py, launch to the first image's result | warm | - | - | 8.00 s | - | "
+                        '2026-01-04, fed4321 |')
+    assert train < seg_first < first, 'jobs in the order of WALL_JOBS'
+    assert not any(line.startswith('| Mask R-CNN, launch to') for line in lines), 'UperNet keeps its own first step'
     assert 'train300' not in readme.read_text()
     (results / 'x1_torch-9.9.0.csv').write_text(HEADER + wall.replace('wall_train300_cold_s', 'wall_train50_cold_s'))
     assert make_tables.main(args) == 0

@@ -1,6 +1,6 @@
 """tools/analysis/wall_time.py and mlla_mm/analysis/wall_time.py on the CPU: the configs it derives, --dry-run,
-cold and warm cache folders, the results CSV and failed jobs (with stand-in commands), and one real job: the first
-inference of MLLA-T plain through tools/test.py."""
+cold and warm cache folders, the results CSV, first-iteration lines and failed jobs (with stand-in commands), and
+one real job: MLLA-T plain through tools/test.py on one image."""
 import contextlib
 import csv
 import io
@@ -65,7 +65,7 @@ def test_dry_run_prints_each_command_with_its_cache_folders(dry_run):
     lines = [line for line in output.splitlines() if line.startswith('TORCHINDUCTOR_CACHE_DIR=')]
     assert len(lines) == len(wall_time.JOBS) * len(wall_time.MODELS) * 2
     headers = [line[2:] for line in output.splitlines() if line.startswith('# ')]
-    assert headers[:2] == ['first_infer mlla_fast cold', 'first_infer mlla_fast warm']  # the cheap jobs first
+    assert headers[:2] == ['demo1 mlla_fast cold', 'demo1 mlla_fast warm']  # the cheap jobs first
     caches = {}
     for header, line in zip(headers, lines):
         job, model, cache = header.split()
@@ -86,10 +86,11 @@ def test_dry_run_prints_each_command_with_its_cache_folders(dry_run):
 
 def test_train_configs_are_iteration_based_on_the_synthetic_data(dry_run):
     work = dry_run[0]
-    for job, iters in (('first_step', 1), ('train300', 7), ('seg_train300', 7)):
+    for job in ('train300', 'seg_train300'):
         for model in wall_time.MODELS:
             cfg = load(work, job, model)
-            assert cfg.train_cfg.type == 'IterBasedTrainLoop' and cfg.train_cfg.max_iters == iters
+            assert cfg.train_cfg.type == 'IterBasedTrainLoop' and cfg.train_cfg.max_iters == 7
+            assert cfg.custom_hooks[-1] == wall_time.CLOCK_HOOK
             assert cfg.val_cfg is None and cfg.val_dataloader is None and cfg.test_dataloader is None
             assert cfg.default_hooks.checkpoint.interval == -1 and not cfg.default_hooks.checkpoint.save_last
             assert cfg.param_scheduler and all(s.by_epoch is False for s in cfg.param_scheduler)
@@ -124,21 +125,23 @@ def test_models_are_the_fast_plain_and_swin_configs(dry_run):
             == load(work, 'train300', 'swin_t').train_dataloader.dataset.pipeline[3].type == 'RandomChoice')
 
 
-def test_test_configs_read_one_or_all_validation_images(dry_run):
+def test_test_configs_read_every_validation_image_one_at_a_time(dry_run):
     work = dry_run[0]
-    first, every = load(work, 'first_infer', 'swin_t'), load(work, 'test500', 'swin_t')
-    one = str(work / 'data' / 'coco_val_first_image.json')
-    assert first.test_dataloader.dataset.ann_file == first.test_evaluator.ann_file == one
-    assert every.test_evaluator.ann_file == str(work / 'data' / 'coco' / 'annotations' / 'instances_val.json')
-    assert every.test_dataloader.batch_size == 1 and every.train_dataloader is None and every.optim_wrapper is None
-    with open(one) as f:
-        coco = json.load(f)
-    assert [image['file_name'] for image in coco['images']] == ['000000.jpg']
-    assert coco['annotations'] and {a['image_id'] for a in coco['annotations']} == {coco['images'][0]['id']}
+    for model in wall_time.MODELS:
+        cfg = load(work, 'test500', model)
+        ann_file = str(work / 'data' / 'coco' / 'annotations' / 'instances_val.json')
+        assert cfg.test_dataloader.dataset.ann_file == cfg.test_evaluator.ann_file == ann_file
+        assert cfg.test_dataloader.batch_size == 1 and cfg.train_dataloader is None and cfg.optim_wrapper is None
+        assert cfg.custom_hooks[-1] == wall_time.CLOCK_HOOK
+    with open(ann_file) as f:
+        assert len(json.load(f)['images']) == 3
 
 
 def test_measure_and_input_names():
-    assert wall_time.measure_name('first_step', 'cold', 300, 500) == 'wall_first_step_cold_s'
+    assert wall_time.measure_name('demo1', 'cold', 300, 500) == 'wall_demo1_cold_s'
+    assert wall_time.first_measure_name('train300', 'train', 'cold') == 'wall_first_step_cold_s'
+    assert wall_time.first_measure_name('seg_train300', 'train', 'warm') == 'wall_seg_first_step_warm_s'
+    assert wall_time.first_measure_name('test500', 'test', 'cold') == 'wall_first_infer_cold_s'
     assert wall_time.measure_name('train300', 'warm', 300, 500) == 'wall_train300_warm_s'
     assert wall_time.measure_name('seg_train300', 'cold', 100, 500) == 'wall_train100_cold_s'
     assert wall_time.measure_name('test500', 'cold', 300, 20) == 'wall_test20_cold_s'
@@ -173,10 +176,13 @@ def stand_in(monkeypatch, tmp_path):
 
 
 LIST_AND_FILL_CACHE = '''
-import os, sys
+import os, sys, time
 folder = os.environ['TORCHINDUCTOR_CACHE_DIR']
 open(sys.argv[1], 'w').write(','.join(sorted(os.listdir(folder))))
 open(os.path.join(folder, 'compiled'), 'w').write('x')
+time.sleep(0.3)
+print(f'first-iteration-end train {time.time():.6f}', flush=True)
+time.sleep(0.2)
 '''
 
 
@@ -184,40 +190,47 @@ def test_cold_runs_start_empty_warm_runs_reuse_and_lines_are_written(stand_in, c
     commands, tmp = stand_in
     commands.update(mlla_fast=LIST_AND_FILL_CACHE, swin_t=LIST_AND_FILL_CACHE)
     work, results = tmp / 'work', tmp / 'results.csv'
-    stale = work / 'cache' / 'first_step_mlla_fast' / 'inductor'
+    stale = work / 'cache' / 'train300_mlla_fast' / 'inductor'
     stale.mkdir(parents=True)
     (stale / 'from_an_earlier_run').write_text('x')
-    status = wall_time.main(['--work-dir', str(work), '--results', str(results), '--jobs', 'first_step', 'train300',
+    status = wall_time.main(['--work-dir', str(work), '--results', str(results), '--jobs', 'demo1', 'train300',
                              '--models', 'mlla_fast', 'swin_t'])
     assert status == 0
-    for job in ('first_step', 'train300'):
+    for job in ('demo1', 'train300'):
         for model in ('mlla_fast', 'swin_t'):
             assert (tmp / f'{job}_{model}_cold.seen').read_text() == ''
             assert (tmp / f'{job}_{model}_warm.seen').read_text() == 'compiled'
     lines = read_results(results)
     assert tuple(lines[0]) == CSV_COLUMNS
-    assert [line[:4] for line in lines[1:]] == [['2026-01-02', 'abc1234', 'Test Card', '2.0']] * 8
+    assert [line[:4] for line in lines[1:]] == [['2026-01-02', 'abc1234', 'Test Card', '2.0']] * 12
+    # a demo has no training iteration: the stamp counts only for the training job, after the job's own line
     assert [(line[4], line[5], line[6], line[7], line[8], line[10]) for line in lines[1:]] == [
-        ('mask_rcnn', model, '2x3x800x1333', 'fp16', f'wall_{job}_{cache}_s', 's')
-        for job in ('first_step', 'train300') for model in ('MLLA-T fast', 'Swin-T') for cache in ('cold', 'warm')]
-    assert all(0 < float(line[9]) < 60 for line in lines[1:])
+        ('mask_rcnn', model, '1x3x800x1333', 'fp32', f'wall_demo1_{cache}_s', 's')
+        for model in ('MLLA-T fast', 'Swin-T') for cache in ('cold', 'warm')] + [
+        ('mask_rcnn', model, '2x3x800x1333', 'fp16', measure, 's')
+        for model in ('MLLA-T fast', 'Swin-T') for cache in ('cold', 'warm')
+        for measure in (f'wall_train300_{cache}_s', f'wall_first_step_{cache}_s')]
+    seconds = [float(line[9]) for line in lines[1:]]
+    assert all(0 < value < 60 for value in seconds)
+    for whole, first in zip(seconds[4::2], seconds[5::2]):
+        assert 0.3 <= first <= whole - 0.2  # launch to the stamp, within the job's own time
     table = capsys.readouterr().out.split('\ntask')[-1]
-    assert 'first_step' in table and 'Swin-T' in table and ' s' in table
+    assert 'train300' in table and 'Swin-T' in table and ' s' in table
 
 
 def test_a_failed_job_writes_no_line_and_the_exit_status_says_so(stand_in, capsys):
     commands, tmp = stand_in
     commands.update(mlla_plain='import sys; print("loss is nan"); sys.exit(3)', swin_t='pass')
     results = tmp / 'results.csv'
-    status = wall_time.main(['--work-dir', str(tmp / 'work'), '--results', str(results), '--jobs', 'first_infer',
+    status = wall_time.main(['--work-dir', str(tmp / 'work'), '--results', str(results), '--jobs', 'test500',
                              '--models', 'mlla_plain', 'swin_t', '--test-images', '20'])
     assert status == 1
     lines = read_results(results)
-    assert [(line[5], line[7], line[8]) for line in lines[1:]] == [('Swin-T', 'fp32', 'wall_first_infer_cold_s'),
-                                                                   ('Swin-T', 'fp32', 'wall_first_infer_warm_s')]
+    assert [(line[5], line[7], line[8]) for line in lines[1:]] == [('Swin-T', 'fp32', 'wall_test20_cold_s'),
+                                                                   ('Swin-T', 'fp32', 'wall_test20_warm_s')]
     out = capsys.readouterr().out
     assert 'failed (exit 3)' in out and 'loss is nan' in out
-    assert '2 of 4 runs failed: first_infer mlla_plain cold, first_infer mlla_plain warm' in out
+    assert '2 of 4 runs failed: test500 mlla_plain cold, test500 mlla_plain warm' in out
 
 
 def test_a_job_past_its_timeout_is_ended(stand_in, capsys):
@@ -250,19 +263,22 @@ def test_another_csv_is_refused_before_anything_runs(tmp_path, capsys):
 # one real job
 # ----------------------------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_first_inference_of_mlla_plain_on_the_cpu(tmp_path):
+def test_inference_of_mlla_plain_on_the_cpu(tmp_path):
     """The command line end to end: data, config, a randomly initialised checkpoint that tools/test.py accepts,
-    one timed process, one results line."""
+    one timed process, its line and the line of its first result (from the clock hook's line in its log)."""
     results = tmp_path / 'results.csv'
     env = dict(os.environ, OMP_NUM_THREADS='2')
     result = subprocess.run(
         [sys.executable, 'tools/analysis/wall_time.py', '--work-dir', str(tmp_path / 'work'), '--results',
-         str(results), '--jobs', 'first_infer', '--models', 'mlla_plain', '--cache', 'cold', '--train-images', '1',
+         str(results), '--jobs', 'test500', '--models', 'mlla_plain', '--cache', 'cold', '--train-images', '1',
          '--test-images', '1', '--timeout', '300'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = read_results(results)
-    assert len(lines) == 2 and lines[1][4:9] == ['mask_rcnn', 'MLLA-T plain', '1x3x800x1333', 'fp32',
-                                                 'wall_first_infer_cold_s']
-    assert lines[1][2].startswith('cpu') and float(lines[1][9]) > 0
-    log = (tmp_path / 'work' / 'logs' / 'first_infer_mlla_plain_cold.log').read_text()
-    assert 'Epoch(test) [1/1]' in log and 'coco/segm_mAP' in log
+    assert [line[4:9] for line in lines[1:]] == [
+        ['mask_rcnn', 'MLLA-T plain', '1x3x800x1333', 'fp32', measure]
+        for measure in ('wall_test1_cold_s', 'wall_first_infer_cold_s')]
+    assert all(line[2].startswith('cpu') for line in lines[1:])
+    whole, first = (float(line[9]) for line in lines[1:])
+    assert 0 < first < whole
+    log = (tmp_path / 'work' / 'logs' / 'test500_mlla_plain_cold.log').read_text()
+    assert 'Epoch(test) [1/1]' in log and 'coco/segm_mAP' in log and 'first-iteration-end test' in log

@@ -9,12 +9,16 @@ what it saves over a whole job.
 
 Jobs (``JOBS``; the default order runs the cheap ones first):
 
-- ``first_infer``: ``tools/test.py`` over one image; ``demo1``: ``tools/demo.py`` on one image;
-- ``first_step``: ``tools/train.py --amp`` for one iteration (the first step, then the process exits);
+- ``demo1``: ``tools/demo.py`` on one image;
 - ``seg_train300``: ``tools/train.py --amp`` on the UperNet config, 300 iterations of 8 crops of 512x512 (the
   config's per-GPU batch is 2; 8 is the one GPU batch of the speed tables' UperNet rows);
 - ``train300``: ``tools/train.py --amp`` on the Mask R-CNN config, 300 iterations of the config's batch of 2;
 - ``test500``: ``tools/test.py`` over 500 images, batch 1, with COCO box and mask evaluation.
+
+Each training and test job's config gets :class:`~mlla_mm.engine.FirstIterationClockHook`, which writes into the
+log when the first iteration ended; so the same runs also give the time from launch to the end of the first
+training step (``first_step``, UperNet's ``seg_first_step``) and to the first test image's result
+(``first_infer``).
 
 Models (``MODELS``): ``mlla_fast``, the MLLA-T configs as they are (``attn_impl='auto'``: on a GPU, training on the
 compiled fast path, inference on it after the backbone's first ``compile_inference_after`` images); ``mlla_plain``,
@@ -32,9 +36,10 @@ Cache states: ``cold`` gives the job a fresh, empty ``TORCHINDUCTOR_CACHE_DIR`` 
 per job and model, under the work dir); ``warm`` runs the same job again with what its cold run left there. The
 plain path and Swin-T compile nothing; they run in both states too, so that the difference between their two runs
 shows what else a second run gains (files in the operating system's cache). Each successful run appends one line
-to the results CSV (:mod:`.results`): measure ``wall_<job>_<cold|warm>_s``, e.g. ``wall_first_step_cold_s``,
-``wall_train300_warm_s`` (the counts follow ``--iters`` and ``--test-images``). A job that fails or runs past
-``--timeout`` writes no line; the tail of its log is printed, the rest go on, and the exit status is 1.
+to the results CSV (:mod:`.results`): measure ``wall_<job>_<cold|warm>_s``, e.g. ``wall_demo1_cold_s``,
+``wall_train300_warm_s`` (the counts follow ``--iters`` and ``--test-images``), and one more per first iteration
+(``wall_first_step_cold_s``, ``wall_seg_first_step_cold_s``, ``wall_first_infer_cold_s``, ...). A job that fails
+or runs past ``--timeout`` writes no line; the tail of its log is printed, the rest go on, and the exit status is 1.
 ``tools/analysis/wall_time.py`` is its command line.
 """
 import argparse
@@ -51,6 +56,7 @@ import sys
 import time
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
+from ..engine.first_iteration_clock_hook import first_iteration_times
 from .results import append_csv, check_results_argument
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -78,19 +84,18 @@ MODELS = {
 
 class Job(NamedTuple):
     task: str  # 'mask_rcnn' or 'upernet'
-    kind: str  # 'train', 'test' or 'demo'
-    size: str  # how many iterations or test images: 'one', 'iters' or 'test_images'
+    kind: str  # 'train' (--iters iterations), 'test' (--test-images images) or 'demo' (one image)
 
 
 JOBS = {
-    'first_infer': Job('mask_rcnn', 'test', 'one'),
-    'demo1': Job('mask_rcnn', 'demo', 'one'),
-    'first_step': Job('mask_rcnn', 'train', 'one'),
-    'seg_train300': Job('upernet', 'train', 'iters'),
-    'train300': Job('mask_rcnn', 'train', 'iters'),
-    'test500': Job('mask_rcnn', 'test', 'test_images'),
+    'demo1': Job('mask_rcnn', 'demo'),
+    'seg_train300': Job('upernet', 'train'),
+    'train300': Job('mask_rcnn', 'train'),
+    'test500': Job('mask_rcnn', 'test'),
 }
 CACHES = ('cold', 'warm')
+FIRST_ITERATIONS = {'train': 'first_step', 'test': 'first_infer'}  # the clock hook's mode -> the measure's job
+CLOCK_HOOK = dict(type='FirstIterationClockHook')
 
 DET_IMAGE_SIZE = (800, 1333)  # (height, width): the detection configs' test scale and largest training scale
 SEG_IMAGE_SIZE = (512, 683)  # ADE20K's usual shape, larger than the 512x512 training crop
@@ -120,8 +125,6 @@ class Paths:
         self.root = osp.abspath(work_dir)
         self.coco = osp.join(self.root, 'data', 'coco')
         self.ade = osp.join(self.root, 'data', 'ade')
-        # outside the generated folder, whose count of files tells the generator that it is complete
-        self.coco_first_image = osp.join(self.root, 'data', 'coco_val_first_image.json')
 
     def config(self, job: str, model: str) -> str:
         return osp.join(self.root, 'configs', f'{job}_{model}.py')
@@ -142,8 +145,7 @@ class Paths:
 
 
 def make_data(paths: Paths, tasks: Sequence[str], train_images: int, test_images: int) -> None:
-    """Generate the synthetic data sets the tasks need (kept when a complete one of these sizes is there), and the
-    annotation file of the first validation image alone (the one-image jobs)."""
+    """Generate the synthetic data sets the tasks need (kept when a complete one of these sizes is there)."""
     demo_data = demo_data_module()
     wanted = []
     if 'mask_rcnn' in tasks:
@@ -158,14 +160,6 @@ def make_data(paths: Paths, tasks: Sequence[str], train_images: int, test_images
         make(root, num_train=train_images, num_val=num_val, image_size=size)
         print(f'data: {root}: {train_images} train, {num_val} val images of {size[1]}x{size[0]} generated in '
               f'{time.perf_counter() - start:.0f} s', flush=True)
-    if 'mask_rcnn' in tasks:
-        with open(osp.join(paths.coco, 'annotations', 'instances_val.json')) as f:
-            coco = json.load(f)
-        first = coco['images'][0]['id']
-        coco['images'] = coco['images'][:1]
-        coco['annotations'] = [a for a in coco['annotations'] if a['image_id'] == first]
-        with open(paths.coco_first_image, 'w') as f:
-            json.dump(coco, f)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -242,7 +236,7 @@ def training_config(cfg, iters: int, work_dir: str, batch: Optional[int] = None)
                             save_last=False)
     hooks.logger = dict(hooks.logger, interval=min(LOG_INTERVAL, iters), log_metric_by_epoch=False)
     cfg.log_processor = dict(cfg.get('log_processor', None) or {}, by_epoch=False)
-    return cfg
+    return with_clock_hook(cfg)
 
 
 def inference_config(cfg, ann_file: str, work_dir: str):
@@ -253,6 +247,12 @@ def inference_config(cfg, ann_file: str, work_dir: str):
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.test_dataloader.dataset.ann_file = ann_file
     cfg.test_evaluator.ann_file = ann_file
+    return with_clock_hook(cfg)
+
+
+def with_clock_hook(cfg):
+    """``cfg`` with :class:`~mlla_mm.engine.FirstIterationClockHook` among its custom hooks."""
+    cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [dict(CLOCK_HOOK)]
     return cfg
 
 
@@ -262,11 +262,8 @@ def job_config(job: str, model: str, paths: Paths, iters: int):
     cfg = model_config(spec.task, model, paths)
     work_dir = osp.join(paths.root, 'runs', f'{job}_{model}')
     if spec.kind == 'train':
-        return training_config(cfg, 1 if spec.size == 'one' else iters, work_dir,
-                            SEG_TRAIN_BATCH if spec.task == 'upernet' else None)
-    ann_file = (paths.coco_first_image if spec.size == 'one'
-                else osp.join(paths.coco, 'annotations', 'instances_val.json'))
-    return inference_config(cfg, ann_file, work_dir)
+        return training_config(cfg, iters, work_dir, SEG_TRAIN_BATCH if spec.task == 'upernet' else None)
+    return inference_config(cfg, osp.join(paths.coco, 'annotations', 'instances_val.json'), work_dir)
 
 
 def write_configs(jobs: Sequence[str], models: Sequence[str], paths: Paths, iters: int) -> Dict:
@@ -350,6 +347,7 @@ def shell_line(run: Run) -> str:
 class Outcome(NamedTuple):
     seconds: Optional[float]  # None: it failed
     status: str  # 'ok', 'exit N', 'timeout', or why it did not start
+    first: Dict[str, float] = {}  # seconds from launch to the end of the first 'train' / 'test' iteration
 
 
 def end_process_group(group: int) -> None:
@@ -373,7 +371,7 @@ def execute(run: Run, timeout: float) -> Outcome:
     with open(run.log, 'w') as log:
         log.write(f'$ {shell_line(run)}\n')
         log.flush()
-        start = time.perf_counter()
+        start, launch = time.perf_counter(), time.time()
         process = subprocess.Popen(run.command, cwd=REPO, env=dict(os.environ, **run.env), stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -386,7 +384,11 @@ def execute(run: Run, timeout: float) -> Outcome:
             raise
         seconds = time.perf_counter() - start
     end_process_group(process.pid)  # what the job left running (e.g. compile workers) must not hold the next's GPU
-    return Outcome(seconds, 'ok') if returncode == 0 else Outcome(None, f'exit {returncode}')
+    if returncode != 0:
+        return Outcome(None, f'exit {returncode}')
+    with open(run.log, errors='replace') as log:
+        first = {mode: stamp - launch for mode, stamp in first_iteration_times(log.read()).items()}
+    return Outcome(seconds, 'ok', first)
 
 
 def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -398,9 +400,16 @@ def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def measure_name(job: str, cache: str, iters: int, test_images: int) -> str:
-    """``wall_first_step_cold_s``, ``wall_train300_warm_s``, ``wall_test500_cold_s``, ..."""
+    """``wall_demo1_cold_s``, ``wall_train300_warm_s``, ``wall_test500_cold_s``, ..."""
     counted = {'train300': f'train{iters}', 'seg_train300': f'train{iters}', 'test500': f'test{test_images}'}
     return f'wall_{counted.get(job, job)}_{cache}_s'
+
+
+def first_measure_name(job: str, mode: str, cache: str) -> str:
+    """The first iteration of a job: ``wall_first_step_cold_s`` (Mask R-CNN), ``wall_seg_first_step_warm_s``
+    (UperNet), ``wall_first_infer_cold_s``."""
+    prefix = 'seg_' if JOBS[job].task == 'upernet' else ''
+    return f'wall_{prefix}{FIRST_ITERATIONS[mode]}_{cache}_s'
 
 
 def input_name(cfg, job: str) -> str:
@@ -412,13 +421,16 @@ def input_name(cfg, job: str) -> str:
     return f'{batch}x3x{height}x{width}'
 
 
-def csv_line(info: Dict, run: Run, cfg, seconds: float, args) -> Dict:
+def csv_lines(info: Dict, run: Run, cfg, outcome: Outcome, args) -> List[Dict]:
+    """The run's line, then one per first iteration its log told of."""
     spec = JOBS[run.job]
-    return dict(date=info['date'], commit=info['commit'], card=info['card'], torch=info['torch'], task=spec.task,
-                model=MODELS[run.model].name, input=input_name(cfg, run.job),
-                precision='fp16' if spec.kind == 'train' and args.amp else 'fp32',
-                measure=measure_name(run.job, run.cache, args.iters, args.test_images), value=f'{seconds:.6g}',
-                unit='s')
+    common = dict(date=info['date'], commit=info['commit'], card=info['card'], torch=info['torch'], task=spec.task,
+                  model=MODELS[run.model].name, input=input_name(cfg, run.job),
+                  precision='fp16' if spec.kind == 'train' and args.amp else 'fp32', unit='s')
+    values = [(measure_name(run.job, run.cache, args.iters, args.test_images), outcome.seconds)]
+    values += [(first_measure_name(run.job, mode, run.cache), seconds) for mode, seconds in outcome.first.items()
+               if mode == spec.kind]  # a training job's own test iterations, if any, are not its first result
+    return [dict(common, measure=measure, value=f'{seconds:.6g}') for measure, seconds in values]
 
 
 MACHINE_SCRIPT = ('import json, torch; from mlla_mm.analysis.results import machine; '
@@ -511,9 +523,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             failed.append(run)
             print(f'  failed ({outcome.status}); the end of {run.log}:\n{log_tail(run.log)}', flush=True)
             continue
-        print(f'  {outcome.seconds:.1f} s', flush=True)
+        firsts = ''.join(f', first {mode} iteration after {seconds:.1f} s' for mode, seconds in outcome.first.items())
+        print(f'  {outcome.seconds:.1f} s{firsts}', flush=True)
         if args.results:
-            append_csv([csv_line(info, run, configs[run.job, run.model], outcome.seconds, args)], args.results)
+            append_csv(csv_lines(info, run, configs[run.job, run.model], outcome, args), args.results)
     print_table(runs, outcomes)
     if args.results:
         print(f'wrote {args.results}')
