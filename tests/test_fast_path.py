@@ -587,6 +587,20 @@ def test_inductor_lowers_the_compiled_backbones_training_graph(fresh_fast_path, 
     assert any(isinstance(error, Lowered) for error in chain), ''.join(map(repr, chain))[:2000]
 
 
+def test_backbone_inductor_options_exist_and_skip_the_mix_order_size_checks():
+    """Every Inductor option the whole backbone compiles with is a setting of this torch, and where torch has it,
+    mix-order reductions skip their size checks: those guard on the token count, and a batch of small images
+    compiled the whole backbone a second time."""
+    import torch._inductor.config as inductor_config
+    options = compiling.backbone_inductor_options()
+    with inductor_config.patch(**options):  # an unknown name raises
+        pass
+    if hasattr(inductor_config.triton, 'mix_order_reduction_non_strict_mode'):
+        assert options['triton.mix_order_reduction_non_strict_mode'] is True
+    else:
+        assert not any('mix_order' in name for name in options)
+
+
 @pytest.mark.slow
 def test_compiled_backbone_with_a_frozen_stage_matches_the_blocks(counted_compiles, monkeypatch):
     """``compile_backbone`` with ``frozen_stages=1`` (the stem and stage 0 in eval mode, without gradients): the

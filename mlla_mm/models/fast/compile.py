@@ -115,11 +115,16 @@ def backbone_inductor_options() -> Dict[str, bool]:
     - Exact strides for graph outputs that are views (``strict_output_strides``, where this torch has it): torch
       2.14 otherwise sorts strides such as ``4096 * rows * cols`` against ``64`` and fails in sympy ("cannot
       determine truth value of Relational"). Exact strides are what torch 2.11 always required.
+    - Mix-order reductions without their size checks (``mix_order_reduction_non_strict_mode``, where this torch has
+      it): the checks guard on the token count, so a batch of small images would compile a second backbone. They
+      only choose between two correct kernels.
     """
     import torch._inductor.config as inductor_config
     options = {'triton.coalesce_tiling_analysis': False}
     if hasattr(inductor_config, 'strict_output_strides'):
         options['strict_output_strides'] = True
+    if hasattr(inductor_config.triton, 'mix_order_reduction_non_strict_mode'):
+        options['triton.mix_order_reduction_non_strict_mode'] = True
     return options
 
 
