@@ -320,6 +320,14 @@ def fresh_fast_path(monkeypatch):
 
 
 @pytest.fixture
+def whole_backbone_trains(monkeypatch):
+    """The whole compiled backbone in training too, also on a torch whose Inductor lowers convolution backward
+    itself (where the fast path trains stage by stage): for tests of that path's graphs, recorded by a backend that
+    lowers no convolution, or with Inductor's forward lowering alone."""
+    monkeypatch.setattr(compiling, 'sizes_specialise_convolution_backward', lambda: False)
+
+
+@pytest.fixture
 def counted_compiles(fresh_fast_path, monkeypatch):
     """The fast path's own torch.compile calls (their settings kept, CUDA graphs off) with a backend that records each
     graph it is given (forward and backward) instead of compiling it; yields that list."""
@@ -499,7 +507,7 @@ def test_compiled_stages_in_inference_with_all(counted_compiles, monkeypatch):
 
 
 @pytest.mark.slow
-def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles, monkeypatch):
+def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles, whole_backbone_trains):
     """``compile_backbone`` (the default): the whole backbone (stem, stages, patch merging, output norms) as one
     compiled call: one forward and one backward graph for every input whose sides are multiples of 32, the blocks
     in it one nested region per stage width; the same outputs, gradients and BatchNorm statistics as per-block
@@ -558,7 +566,8 @@ def test_compiled_backbone_is_one_graph_and_matches_the_blocks(counted_compiles,
 
 
 @pytest.mark.slow
-def test_inductor_lowers_the_compiled_backbones_training_graph(fresh_fast_path, monkeypatch):
+def test_inductor_lowers_the_compiled_backbones_training_graph(fresh_fast_path, whole_backbone_trains,
+                                                                monkeypatch):
     """Inductor itself (not a recording backend) lowers the whole backbone's forward training graph, stopped where
     its code generation would begin. torch 2.14's failed there on graph outputs that are views with strides that
     are products of the tile counts (the channels-last inputs that the stem's and the patch merging's convolutions
@@ -602,7 +611,36 @@ def test_backbone_inductor_options_exist_and_skip_the_mix_order_size_checks():
 
 
 @pytest.mark.slow
-def test_compiled_backbone_with_a_frozen_stage_matches_the_blocks(counted_compiles, monkeypatch):
+@pytest.mark.skipif(not compiling.sizes_specialise_convolution_backward(),
+                    reason="this torch's Inductor calls ATen for convolution backward: the whole backbone trains")
+def test_training_compiles_stage_by_stage_where_convolution_backward_specialises(fresh_fast_path):
+    """Inductor itself, on the CPU, where it lowers convolution backward (torch 2.14): that lowering fixed the whole
+    backbone's training graph to the first image size, which then compiled again for every new size. Training
+    compiles the stages there: one graph per stage width serves three image sizes, with the plain path's outputs
+    and gradients; inference still compiles the whole backbone."""
+    from torch._dynamo.utils import counters
+    torch.manual_seed(0)
+    arch = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 16])
+    fast_model = MLLA(arch, attn_impl='fast', drop_path_rate=0., fast_cfg=dict(cuda_graphs=False, strict=True))
+    plain_model = MLLA(arch, attn_impl='plain', drop_path_rate=0.)
+    plain_model.load_state_dict(fast_model.state_dict())
+    counters.clear()
+    with torch._inductor.config.patch(force_disable_caches=True):
+        for height, width in ((64, 96), (96, 64), (128, 96)):
+            x = torch.randn(2, 3, height, width)
+            got, expected = _train_step(fast_model, x, seed=0), _train_step(plain_model, x, seed=0)
+            assert len(got) == len(expected) > 10
+            for a, b in zip(got, expected):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert counters['stats']['unique_graphs'] == 4, dict(counters['stats'])  # one per stage width
+    assert ('stage', False) in compiling.COMPILED and ('backbone', False) not in compiling.COMPILED
+    with torch.no_grad():
+        fast_model.eval()(torch.randn(2, 3, 64, 96))
+    assert ('backbone', False) in compiling.COMPILED and compiling.FAILED == set()
+
+
+@pytest.mark.slow
+def test_compiled_backbone_with_a_frozen_stage_matches_the_blocks(counted_compiles, whole_backbone_trains):
     """``compile_backbone`` with ``frozen_stages=1`` (the stem and stage 0 in eval mode, without gradients): the
     same outputs and gradients as per-block calls, no gradient for a frozen parameter, the frozen BatchNorms'
     statistics untouched, and still one forward and one backward graph."""

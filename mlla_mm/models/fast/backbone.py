@@ -70,11 +70,13 @@ def largest_stride(model) -> int:
 def _compiles_whole(model, x: torch.Tensor, cfg: dict) -> bool:
     """Whether ``compile_backbone`` applies to ``x``: sides that need no padding at any stage (the pad sizes are a
     modulo of the image size, which torch.compile with dynamic shapes fails to lower), no checkpointing, nested
-    compile regions available, and compiling the backbone has not failed in this process."""
+    compile regions available, compiling the backbone has not failed in this process, and no backward graph that
+    this torch would compile once per image size (:func:`.compile.sizes_specialise_convolution_backward`)."""
     stride = largest_stride(model)
     return (cfg['compile_backbone'] and not model.with_cp and x.shape[-2] % stride == 0
             and x.shape[-1] % stride == 0 and compiling.compiles(x, cfg) and 'backbone' not in compiling.FAILED
-            and compiling.block_region(mlla_block) is not None)
+            and compiling.block_region(mlla_block) is not None
+            and not (torch.is_grad_enabled() and compiling.sizes_specialise_convolution_backward()))
 
 
 def _traced_features(model, tiles: torch.Tensor, cfg: dict) -> Tuple[torch.Tensor, ...]:

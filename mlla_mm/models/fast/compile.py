@@ -128,6 +128,17 @@ def backbone_inductor_options() -> Dict[str, bool]:
     return options
 
 
+@lru_cache(maxsize=None)
+def sizes_specialise_convolution_backward() -> bool:
+    """Whether this torch's Inductor lowers convolution backward itself (torch 2.14 does; earlier ones call ATen's
+    kernel). That lowering fixes the input gradient's strides to the first call's sizes, so a compiled training
+    graph with the stem's and patch mergings' convolutions in it would compile again for every image size (minutes
+    each on a GPU, and detection trains on many sizes). The whole backbone is then compiled for inference only, and
+    training compiles stage by stage, whose graphs hold no convolution and serve every size."""
+    from torch._inductor.kernel import conv
+    return hasattr(conv, 'convolution_backward_lowering')
+
+
 def block_region(fn: Callable) -> Optional[Callable]:
     """``fn`` (the block function) as a nested compile region: inside a compiled stage or backbone it is traced and
     compiled once and called once per block (the blocks differ only in their weights, its inputs). None where this
