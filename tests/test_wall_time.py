@@ -241,6 +241,19 @@ def test_a_job_past_its_timeout_is_ended(stand_in, capsys):
     assert status == 1 and 'failed (timeout)' in capsys.readouterr().out
 
 
+def test_a_job_past_its_timeout_keeps_the_first_step_that_ended_in_time(stand_in, capsys):
+    commands, tmp = stand_in
+    commands.update(mlla_fast='import time; print(f"first-iteration-end train {time.time():.6f}", flush=True); '
+                              'time.sleep(60)')
+    results = tmp / 'results.csv'
+    status = wall_time.main(['--work-dir', str(tmp / 'work'), '--results', str(results), '--jobs', 'train300',
+                             '--models', 'mlla_fast', '--cache', 'cold', '--timeout', '2'])
+    assert status == 1 and 'failed (timeout, first train iteration after' in capsys.readouterr().out
+    lines = read_results(results)
+    assert [line[8] for line in lines[1:]] == ['wall_first_step_cold_s'], 'no line for the unfinished job'
+    assert 0 < float(lines[1][9]) < 2
+
+
 def test_a_warm_run_needs_the_cache_of_a_cold_one(stand_in, capsys):
     commands, tmp = stand_in
     commands.update(mlla_fast='pass')

@@ -39,7 +39,8 @@ shows what else a second run gains (files in the operating system's cache). Each
 to the results CSV (:mod:`.results`): measure ``wall_<job>_<cold|warm>_s``, e.g. ``wall_demo1_cold_s``,
 ``wall_train300_warm_s`` (the counts follow ``--iters`` and ``--test-images``), and one more per first iteration
 (``wall_first_step_cold_s``, ``wall_seg_first_step_cold_s``, ``wall_first_infer_cold_s``, ...). A job that fails
-or runs past ``--timeout`` writes no line; the tail of its log is printed, the rest go on, and the exit status is 1.
+or runs past ``--timeout`` writes no line of its own (one past its time still writes the lines of first iterations
+that ended); the tail of its log is printed, the rest go on, and the exit status is 1.
 ``tools/analysis/wall_time.py`` is its command line.
 """
 import argparse
@@ -379,16 +380,20 @@ def execute(run: Run, timeout: float) -> Outcome:
         except BaseException as err:  # past the timeout, or the driver stopped (Ctrl-C reaches only its own group)
             end_process_group(process.pid)
             process.wait()
-            if isinstance(err, subprocess.TimeoutExpired):
-                return Outcome(None, 'timeout')
+            if isinstance(err, subprocess.TimeoutExpired):  # its first iteration may still have ended in time
+                return Outcome(None, 'timeout', first_iterations(run.log, launch))
             raise
         seconds = time.perf_counter() - start
     end_process_group(process.pid)  # what the job left running (e.g. compile workers) must not hold the next's GPU
     if returncode != 0:
         return Outcome(None, f'exit {returncode}')
-    with open(run.log, errors='replace') as log:
-        first = {mode: stamp - launch for mode, stamp in first_iteration_times(log.read()).items()}
-    return Outcome(seconds, 'ok', first)
+    return Outcome(seconds, 'ok', first_iterations(run.log, launch))
+
+
+def first_iterations(log_path: str, launch: float) -> Dict[str, float]:
+    """Seconds from ``launch`` (``time.time()``) to the end of each first iteration that the job's log tells of."""
+    with open(log_path, errors='replace') as log:
+        return {mode: stamp - launch for mode, stamp in first_iteration_times(log.read()).items()}
 
 
 def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -422,12 +427,13 @@ def input_name(cfg, job: str) -> str:
 
 
 def csv_lines(info: Dict, run: Run, cfg, outcome: Outcome, args) -> List[Dict]:
-    """The run's line, then one per first iteration its log told of."""
+    """The run's line (if it finished), then one per first iteration its log told of."""
     spec = JOBS[run.job]
     common = dict(date=info['date'], commit=info['commit'], card=info['card'], torch=info['torch'], task=spec.task,
                   model=MODELS[run.model].name, input=input_name(cfg, run.job),
                   precision='fp16' if spec.kind == 'train' and args.amp else 'fp32', unit='s')
     values = [(measure_name(run.job, run.cache, args.iters, args.test_images), outcome.seconds)]
+    values = [(measure, seconds) for measure, seconds in values if seconds is not None]
     values += [(first_measure_name(run.job, mode, run.cache), seconds) for mode, seconds in outcome.first.items()
                if mode == spec.kind]  # a training job's own test iterations, if any, are not its first result
     return [dict(common, measure=measure, value=f'{seconds:.6g}') for measure, seconds in values]
@@ -519,13 +525,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'{run.job} {run.model} {run.cache}: {shell_line(run)}', flush=True)
         outcome = execute(run, args.timeout)
         outcomes[run.job, run.model, run.cache] = outcome
+        firsts = ''.join(f', first {mode} iteration after {seconds:.1f} s' for mode, seconds in outcome.first.items())
         if outcome.seconds is None:
             failed.append(run)
-            print(f'  failed ({outcome.status}); the end of {run.log}:\n{log_tail(run.log)}', flush=True)
-            continue
-        firsts = ''.join(f', first {mode} iteration after {seconds:.1f} s' for mode, seconds in outcome.first.items())
-        print(f'  {outcome.seconds:.1f} s{firsts}', flush=True)
-        if args.results:
+            print(f'  failed ({outcome.status}{firsts}); the end of {run.log}:\n{log_tail(run.log)}', flush=True)
+        else:
+            print(f'  {outcome.seconds:.1f} s{firsts}', flush=True)
+        if args.results and (outcome.seconds is not None or outcome.first):
             append_csv(csv_lines(info, run, configs[run.job, run.model], outcome, args), args.results)
     print_table(runs, outcomes)
     if args.results:
