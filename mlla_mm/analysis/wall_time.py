@@ -432,8 +432,8 @@ def csv_lines(info: Dict, run: Run, cfg, outcome: Outcome, args) -> List[Dict]:
     common = dict(date=info['date'], commit=info['commit'], card=info['card'], torch=info['torch'], task=spec.task,
                   model=MODELS[run.model].name, input=input_name(cfg, run.job),
                   precision='fp16' if spec.kind == 'train' and args.amp else 'fp32', unit='s')
-    values = [(measure_name(run.job, run.cache, args.iters, args.test_images), outcome.seconds)]
-    values = [(measure, seconds) for measure, seconds in values if seconds is not None]
+    values = [] if outcome.seconds is None else [
+        (measure_name(run.job, run.cache, args.iters, args.test_images), outcome.seconds)]
     values += [(first_measure_name(run.job, mode, run.cache), seconds) for mode, seconds in outcome.first.items()
                if mode == spec.kind]  # a training job's own test iterations, if any, are not its first result
     return [dict(common, measure=measure, value=f'{seconds:.6g}') for measure, seconds in values]
