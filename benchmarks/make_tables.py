@@ -57,8 +57,7 @@ WALL_JOBS = OrderedDict([
 ])
 WALL_CACHES = ('cold', 'warm')
 WALL_MODELS = ('MLLA-T fast', 'MLLA-T plain', 'Swin-T')
-WALL_MEASURE = re.compile(r'wall_(first_infer|demo1|seg_first_step|first_step|seg_train|train|test)(\d*)_'
-                          r'(cold|warm)_s')
+WALL_MEASURE = re.compile(rf'wall_({"|".join(WALL_JOBS)})(\d*)_({"|".join(WALL_CACHES)})_s')
 
 
 def wall_measure(measure):
