@@ -31,6 +31,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -282,25 +283,41 @@ def _staging(root: str):
 # ----------------------------------------------------------------------------------------------------------------
 # datasets
 # ----------------------------------------------------------------------------------------------------------------
-def _coco_split(stage: str, split: str, num: int, size: Size, seed: int) -> dict:
+def _in_parallel(fn, num: int) -> list:
+    """``[fn(0), ..., fn(num - 1)]``, computed on threads: each image has its own random stream, so the result does
+    not depend on the order, and drawing, noise and JPEG encoding run outside the GIL."""
+    workers = min(num, os.cpu_count() or 1, 16)
+    if workers <= 1:
+        return [fn(i) for i in range(num)]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, range(num)))
+
+
+def _coco_image(stage: str, split: str, i: int, size: Size, seed: int) -> Tuple[dict, List[dict]]:
+    """Image ``i`` of a COCO split written to ``stage``: its image entry and its annotations (without their ids)."""
     from pycocotools import mask as mask_utils
 
+    image, inst, classes = render_scene(_scene_rng(seed, 'coco', split, i), size)
+    h, w = image.shape[:2]
+    file_name = f'{i:06d}.jpg'
+    _write_image(osp.join(stage, split, file_name), image)
+    annotations = []
+    for k, cls in enumerate(classes):
+        mask = np.asfortranarray((inst == k + 1).astype(np.uint8))
+        rle = mask_utils.encode(mask)
+        x, y, bw, bh = (float(v) for v in mask_utils.toBbox(rle))
+        annotations.append(dict(image_id=i + 1, category_id=cls + 1,
+                                segmentation=dict(size=[h, w], counts=rle['counts'].decode('ascii')),
+                                area=int(mask.sum()), bbox=[x, y, bw, bh], iscrowd=0))
+    return dict(id=i + 1, file_name=file_name, height=h, width=w), annotations
+
+
+def _coco_split(stage: str, split: str, num: int, size: Size, seed: int) -> dict:
     os.makedirs(osp.join(stage, split), exist_ok=True)
     images, annotations = [], []
-    for i in range(num):
-        image, inst, classes = render_scene(_scene_rng(seed, 'coco', split, i), size)
-        h, w = image.shape[:2]
-        file_name = f'{i:06d}.jpg'
-        _write_image(osp.join(stage, split, file_name), image)
-        images.append(dict(id=i + 1, file_name=file_name, height=h, width=w))
-        for k, cls in enumerate(classes):
-            mask = np.asfortranarray((inst == k + 1).astype(np.uint8))
-            rle = mask_utils.encode(mask)
-            x, y, bw, bh = (float(v) for v in mask_utils.toBbox(rle))
-            annotations.append(
-                dict(id=len(annotations) + 1, image_id=i + 1, category_id=cls + 1,
-                     segmentation=dict(size=[h, w], counts=rle['counts'].decode('ascii')),
-                     area=int(mask.sum()), bbox=[x, y, bw, bh], iscrowd=0))
+    for image, image_annotations in _in_parallel(lambda i: _coco_image(stage, split, i, size, seed), num):
+        images.append(image)
+        annotations += [dict(id=len(annotations) + n + 1, **ann) for n, ann in enumerate(image_annotations)]
     categories = [dict(id=c + 1, name=n, supercategory='shape') for c, n in enumerate(DEMO_CLASSES)]
     info = dict(description=f'mlla-mm synthetic shapes ({split})', version=str(GENERATOR_VERSION))
     ann_file = osp.join('annotations', f'instances_{split}.json')
@@ -330,6 +347,17 @@ def make_coco_instances(root: str, num_train: int = DEFAULT_NUM_TRAIN, num_val: 
 _ADE_SPLITS = (('train', 'training'), ('val', 'validation'))
 
 
+def _ade_image(stage: str, img_dir: str, ann_dir: str, split: str, i: int, size: Size, seed: int) -> np.ndarray:
+    """Image ``i`` of an ADE split and its label map written to ``stage``; returns the label map's pixels per class
+    (background first)."""
+    image, inst, classes = render_scene(_scene_rng(seed, 'ade', split, i), size)
+    label = np.array([0] + [c + 1 for c in classes], np.uint8)[inst]
+    stem = f'demo_{split}_{i:06d}'
+    _write_image(osp.join(stage, img_dir, stem + '.jpg'), image)
+    _write_image(osp.join(stage, ann_dir, stem + '.png'), label)
+    return np.bincount(label.ravel(), minlength=len(DEMO_CLASSES) + 1).astype(np.int64)
+
+
 def make_ade_semantic(root: str, num_train: int = DEFAULT_NUM_TRAIN, num_val: int = DEFAULT_NUM_VAL,
                       image_size: Size = DEFAULT_IMAGE_SIZE, seed: int = 0) -> dict:
     """Write a synthetic semantic-segmentation dataset in ADE20K's layout to ``root`` and return its marker.
@@ -344,15 +372,8 @@ def make_ade_semantic(root: str, num_train: int = DEFAULT_NUM_TRAIN, num_val: in
             img_dir, ann_dir = osp.join('images', folder), osp.join('annotations', folder)
             os.makedirs(osp.join(stage, img_dir))
             os.makedirs(osp.join(stage, ann_dir))
-            pixels = np.zeros(len(DEMO_CLASSES) + 1, np.int64)
-            for i in range(num):
-                image, inst, classes = render_scene(_scene_rng(seed, 'ade', split, i), image_size)
-                lut = np.array([0] + [c + 1 for c in classes], np.uint8)
-                label = lut[inst]
-                stem = f'demo_{split}_{i:06d}'
-                _write_image(osp.join(stage, img_dir, stem + '.jpg'), image)
-                _write_image(osp.join(stage, ann_dir, stem + '.png'), label)
-                pixels += np.bincount(label.ravel(), minlength=len(pixels))
+            pixels = sum(_in_parallel(
+                lambda i: _ade_image(stage, img_dir, ann_dir, split, i, image_size, seed), num))
             summary[split] = dict(images=num, img_dir=img_dir + '/', ann_dir=ann_dir + '/',
                                   class_pixels=dict(zip(('background', ) + DEMO_CLASSES, pixels.tolist())))
         marker = dict(generator='tools/demo_data.py', version=GENERATOR_VERSION, params=params,
