@@ -675,6 +675,8 @@ def test_compiled_backbone_with_a_frozen_stage_matches_the_blocks(counted_compil
     (dict(compile_inference_after=-1), r'compile_inference_after must be a number of images >= 0 or None.*-1'),
     (dict(compile_inference_after=True), r'compile_inference_after must be .*got True'),
     (dict(compile_inference_after=1.5), r'compile_inference_after must be .*got 1.5'),
+    (dict(compile_training_after=-5), r'compile_training_after must be a number of images >= 0 or None.*-5'),
+    (dict(compile_training_after='5000'), r"compile_training_after must be .*got '5000'"),
 ])
 def test_fast_cfg_rejects_unknown_keys_and_values(fast_cfg, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -685,11 +687,37 @@ def test_fast_cfg_defaults_and_is_not_shared():
     options = dict(compile=False)
     model = MLLA('tiny', fast_cfg=options)
     assert model.fast_cfg == dict(cuda_graphs=True, triton_dwconv=False, compile_convs=False, compile_stages='all',
-                                  compile_backbone=True, compile=False, compile_inference_after=2000,
-                                  strict=False)
+                                  compile_backbone=True, compile=False, compile_training_after=5000,
+                                  compile_inference_after=2000, strict=False)
     assert MLLA('tiny', fast_cfg=dict(compile_inference_after=None)).fast_cfg['compile_inference_after'] is None
     assert options == dict(compile=False), "the caller's dict is left as it was"
     assert MLLA('tiny').fast_cfg == fast.FAST_CFG_DEFAULTS and MLLA('tiny').fast_cfg is not fast.FAST_CFG_DEFAULTS
+
+
+class _CudaBatch:
+    """Stands for a CUDA batch of ``n`` images: the choice of path reads only ``is_cuda`` and the batch size."""
+    is_cuda = True
+
+    def __init__(self, n: int):
+        self.shape = (n, 3, 64, 64)
+
+
+def test_auto_runs_plain_for_the_first_images_of_training_and_of_inference_counted_apart():
+    """``'auto'``: plain until ``compile_training_after`` images have trained (with gradients) and
+    ``compile_inference_after`` images have been inferred (without), each counted on its own; ``None`` never."""
+    model = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=3, compile_inference_after=5))
+    assert [model._takes_fast_path(_CudaBatch(2)) for _ in range(4)] == [False, False, True, True]
+    assert model.plain_training_images == 4 and model.plain_inference_images == 0
+    with torch.no_grad():
+        assert [model._takes_fast_path(_CudaBatch(4)) for _ in range(3)] == [False, False, True]
+    assert model.plain_training_images == 4 and model.plain_inference_images == 8
+    assert not model._takes_fast_path(torch.zeros(8, 3, 64, 64)), 'CPU inputs always run plain'
+    never = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=None))
+    assert not any(never._takes_fast_path(_CudaBatch(1000)) for _ in range(20))
+    at_once = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=0))
+    assert at_once._takes_fast_path(_CudaBatch(2)) and at_once.plain_training_images == 0
+    fast_model = MLLA('tiny', attn_impl='fast')
+    assert fast_model._takes_fast_path(_CudaBatch(2)) and fast_model.plain_training_images == 0
 
 
 def test_compiled_stages_leave_the_blocks_path_where_they_do_not_compile(monkeypatch):

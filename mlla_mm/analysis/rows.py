@@ -105,10 +105,12 @@ class TimmFeatures(nn.Module):
 
 
 def measured_fast_cfg(row: Row) -> Optional[Dict]:
-    """The ``fast_cfg`` a row's MLLA is built with: the row's, and for ``'auto'`` inference compiled at once
-    (``compile_inference_after=0`` unless the row sets it), since a benchmark measures the steady state."""
+    """The ``fast_cfg`` a row's MLLA is built with: the row's, and for ``'auto'`` training and inference compiled
+    at once (``compile_training_after=0``, ``compile_inference_after=0`` unless the row sets them), since a
+    benchmark measures the steady state."""
     fast_cfg = dict(row.fast_cfg or {})
     if row.attn_impl == 'auto':
+        fast_cfg.setdefault('compile_training_after', 0)
         fast_cfg.setdefault('compile_inference_after', 0)
     return fast_cfg or None
 

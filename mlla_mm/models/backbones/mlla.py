@@ -63,10 +63,11 @@ class MLLA(BaseModule):
         attn_impl (str): How the backbone computes, chosen once per forward: ``'plain'`` (module by module: the
             reference), ``'fast'`` (:mod:`mlla_mm.models.fast`: each block as one fused function, compiled by
             ``torch.compile`` on CUDA and replayed as CUDA graphs, eager elsewhere), or ``'auto'``: fast for CUDA
-            inputs, plain otherwise. The weights and state-dict keys are the same. The fast path has no dropout:
-            training with ``drop_rate > 0`` runs plain. It compiles when it first meets a shape and dtype, minutes
-            for the first step on a cold cache (Inductor keeps it in ``TORCHINDUCTOR_CACHE_DIR``); ``'plain'``
-            skips that for a short job. Defaults to ``'auto'``.
+            inputs, plain otherwise, and plain for a job's first images (``compile_training_after``,
+            ``compile_inference_after``), so that a short job never waits for the compile. The weights and
+            state-dict keys are the same. The fast path has no dropout: training with ``drop_rate > 0`` runs plain.
+            It compiles when it first meets a shape and dtype, minutes on a cold cache (Inductor keeps it in
+            ``TORCHINDUCTOR_CACHE_DIR``). Defaults to ``'auto'``.
         fast_cfg (dict, optional): Options of the fast path, each optional (unknown keys raise a ValueError):
 
             - ``cuda_graphs`` (True): replay the compiled kernels as CUDA graphs, which removes the kernel-launch
@@ -84,10 +85,12 @@ class MLLA(BaseModule):
               compiled call, for inputs whose sides are multiples of 32 (mmdet pads its batches to those, mmseg
               its training crops), without ``with_cp``; other inputs run stage by stage.
             - ``compile`` (True): False runs the fused functions eagerly, without ``torch.compile``.
-            - ``compile_inference_after`` (2000): with ``attn_impl='auto'``, inference (no gradients) runs on the
-              plain path for this many images, then on the fast path: a short job (a demo, a test over a few
-              hundred images) never pays the compile, a long one pays it once it has run long enough to earn it
-              back. 0 compiles at once, None never. ``'fast'`` compiles at once; training is not affected.
+            - ``compile_training_after`` (5000): with ``attn_impl='auto'``, training (with gradients) runs on the
+              plain path for this many images, then on the fast path: a job of a few thousand iterations never
+              pays the compile, a long one pays it once it has run long enough to earn it back. 0 compiles at
+              once, None never. ``'fast'`` compiles at once.
+            - ``compile_inference_after`` (2000): the same for inference (no gradients): a demo or a test over a
+              few hundred images never compiles.
             - ``strict`` (False): a compiler failure raises instead of falling back to a slower path (tests).
 
             Defaults to None (all defaults).
@@ -141,6 +144,7 @@ class MLLA(BaseModule):
             raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
         self.attn_impl = attn_impl
         self.fast_cfg = fast.check_fast_cfg(fast_cfg)
+        self.plain_training_images = 0  # counted towards fast_cfg['compile_training_after']
         self.plain_inference_images = 0  # counted towards fast_cfg['compile_inference_after']
         self.drop_rate = drop_rate
         self.with_cp = with_cp
@@ -286,19 +290,21 @@ class MLLA(BaseModule):
         return tuple(outs)
 
     def _takes_fast_path(self, x: torch.Tensor) -> bool:
-        """``attn_impl`` for ``x``: ``'auto'`` takes the fast path for CUDA inputs, in inference once
-        ``fast_cfg['compile_inference_after']`` images have run plain (counted here); the fast path has no
-        dropout."""
+        """``attn_impl`` for ``x``: ``'auto'`` takes the fast path for CUDA inputs once
+        ``fast_cfg['compile_training_after']`` images (with gradients) or ``fast_cfg['compile_inference_after']``
+        images (without) have run plain, counted here; the fast path has no dropout."""
         if self.training and self.drop_rate > 0:
             return False
         if self.attn_impl != 'auto':
             return self.attn_impl == 'fast'
         if not x.is_cuda:
             return False
-        after = self.fast_cfg['compile_inference_after']
-        if torch.is_grad_enabled() or (after is not None and self.plain_inference_images >= after):
+        training = torch.is_grad_enabled()
+        after = self.fast_cfg['compile_training_after' if training else 'compile_inference_after']
+        counted = 'plain_training_images' if training else 'plain_inference_images'
+        if after is not None and getattr(self, counted) >= after:
             return True
-        self.plain_inference_images += x.shape[0]
+        setattr(self, counted, getattr(self, counted) + x.shape[0])
         return False
 
     def output_map(self, index: int, tokens: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:

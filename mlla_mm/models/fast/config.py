@@ -13,6 +13,7 @@ FAST_CFG_DEFAULTS: Mapping[str, Any] = MappingProxyType(dict(
     compile_stages='all',  # see COMPILE_STAGES
     compile_backbone=True,  # the whole backbone as one compiled call, for sides that are multiples of 32
     compile=True,  # False: the fused functions run eagerly, nothing is compiled
+    compile_training_after=5000,  # with attn_impl='auto': images trained on the plain path before compiling
     compile_inference_after=2000,  # with attn_impl='auto': images inferred on the plain path before compiling
     strict=False,  # True: a compiler failure raises instead of falling back to a slower path
 ))
@@ -32,10 +33,9 @@ def check_fast_cfg(fast_cfg: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         if key == 'compile_stages':
             if not any(value is allowed or (isinstance(value, str) and value == allowed) for allowed in COMPILE_STAGES):
                 raise ValueError(f'fast_cfg: compile_stages must be one of {COMPILE_STAGES}, got {value!r}')
-        elif key == 'compile_inference_after':
+        elif key in ('compile_training_after', 'compile_inference_after'):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(f'fast_cfg: compile_inference_after must be a number of images >= 0 or None '
-                                 f'(never), got {value!r}')
+                raise ValueError(f'fast_cfg: {key} must be a number of images >= 0 or None (never), got {value!r}')
         elif not isinstance(value, bool):
             raise ValueError(f'fast_cfg: {key} must be True or False, got {value!r}')
     return cfg
