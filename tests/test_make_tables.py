@@ -71,7 +71,8 @@ def test_whole_job_rows_make_their_own_table(tree):
     results, readme, speed, args = tree
     assert make_tables.main(args) == 0
     assert 'No measurements yet' in speed.read_text()
-    wall = ('2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,MLLA-T fast,2x3x800x1333,fp16,wall_train300_cold_s,300.5,s\n'
+    wall = ('2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,MLLA-T auto,2x3x800x1333,fp16,wall_train300_cold_s,91,s\n'
+            '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,MLLA-T fast,2x3x800x1333,fp16,wall_train300_cold_s,300.5,s\n'
             '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,MLLA-T plain,2x3x800x1333,fp16,wall_train300_cold_s,90,s\n'
             '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,Swin-T,2x3x800x1333,fp16,wall_train300_cold_s,60.1,s\n'
             '2026-01-04,fed4321,NVIDIA X1,9.9.0,mask_rcnn,Swin-T,1x3x800x1333,fp32,wall_first_infer_warm_s,8,s\n'
@@ -82,20 +83,20 @@ def test_whole_job_rows_make_their_own_table(tree):
     tables = doc.split('<!-- wall-time-tables:start -->')
     assert 'wall_' not in tables[0] and 'train300' not in tables[0] and 'No measurements yet' not in doc
     lines = tables[1].splitlines()
-    assert '| Mask R-CNN, 300 train iterations | cold | 300.5 s | 90.00 s | 60.10 s | 5.00x | 2026-01-04, fed4321 |' \
-        in lines
-    train = lines.index('| Mask R-CNN, 300 train iterations | cold | 300.5 s | 90.00 s | 60.10 s | 5.00x | '
+    assert '| job | cache | MLLA-T auto | MLLA-T fast | MLLA-T plain | Swin-T | MLLA-T auto / Swin-T | date, commit |' \
+        in lines, 'the configs as they are (auto) against Swin-T'
+    train = lines.index('| Mask R-CNN, 300 train iterations | cold | 91.00 s | 300.5 s | 90.00 s | 60.10 s | 1.51x | '
                         '2026-01-04, fed4321 |')
-    seg_first = lines.index('| UperNet, launch to the end of the first train step | cold | - | - | 12.00 s | - | '
+    seg_first = lines.index('| UperNet, launch to the end of the first train step | cold | - | - | - | 12.00 s | - | '
                             '2026-01-04, fed4321 |')
-    first = lines.index("| tools/test.py, launch to the first image's result | warm | - | - | 8.00 s | - | "
+    first = lines.index("| tools/test.py, launch to the first image's result | warm | - | - | - | 8.00 s | - | "
                         '2026-01-04, fed4321 |')
     assert train < seg_first < first, 'jobs in the order of WALL_JOBS'
     assert not any(line.startswith('| Mask R-CNN, launch to') for line in lines), 'UperNet keeps its own first step'
     assert 'train300' not in readme.read_text()
     (results / 'x1_torch-9.9.0.csv').write_text(HEADER + wall.replace('wall_train300_cold_s', 'wall_train50_cold_s'))
     assert make_tables.main(args) == 0
-    assert '| Mask R-CNN, 50 train iterations | cold | 300.5 s |' in speed.read_text()
+    assert '| Mask R-CNN, 50 train iterations | cold | 91.00 s | 300.5 s |' in speed.read_text()
     for bad in ('wall_train_cold_s', 'wall_first_step2_cold_s', 'wall_train300_hot_s'):
         (results / 'x1_torch-9.9.0.csv').write_text(HEADER + wall.replace('wall_train300_cold_s', bad))
         assert make_tables.main(args) == 2, bad

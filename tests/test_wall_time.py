@@ -65,7 +65,7 @@ def test_dry_run_prints_each_command_with_its_cache_folders(dry_run):
     lines = [line for line in output.splitlines() if line.startswith('TORCHINDUCTOR_CACHE_DIR=')]
     assert len(lines) == len(wall_time.JOBS) * len(wall_time.MODELS) * 2
     headers = [line[2:] for line in output.splitlines() if line.startswith('# ')]
-    assert headers[:2] == ['demo1 mlla_fast cold', 'demo1 mlla_fast warm']  # the cheap jobs first
+    assert headers[:2] == ['demo1 mlla_auto cold', 'demo1 mlla_auto warm']  # the cheap jobs first
     caches = {}
     for header, line in zip(headers, lines):
         job, model, cache = header.split()
@@ -112,11 +112,13 @@ def test_train_configs_are_iteration_based_on_the_synthetic_data(dry_run):
                 assert cfg.model.roi_head.bbox_head.num_classes == cfg.model.roi_head.mask_head.num_classes == 3
 
 
-def test_models_are_the_fast_plain_and_swin_configs(dry_run):
+def test_models_are_the_auto_fast_plain_and_swin_configs(dry_run):
     work = dry_run[0]
     for job in ('train300', 'seg_train300'):
-        fast, plain, swin = (load(work, job, model) for model in ('mlla_fast', 'mlla_plain', 'swin_t'))
-        assert fast.model.backbone.type == 'MLLA' and 'attn_impl' not in fast.model.backbone  # the default, auto
+        auto, fast, plain, swin = (load(work, job, model) for model in ('mlla_auto', 'mlla_fast', 'mlla_plain',
+                                                                         'swin_t'))
+        assert auto.model.backbone.type == 'MLLA' and 'attn_impl' not in auto.model.backbone  # the default, auto
+        assert fast.model.backbone.type == 'MLLA' and fast.model.backbone.attn_impl == 'fast'
         assert plain.model.backbone.type == 'MLLA' and plain.model.backbone.attn_impl == 'plain'
         assert swin.model.backbone.type == 'SwinTransformer' and swin.model.backbone.embed_dims == 96
         assert swin.model.backbone.depths == [2, 2, 6, 2]

@@ -20,9 +20,10 @@ log when the first iteration ended; so the same runs also give the time from lau
 training step (``first_step``, UperNet's ``seg_first_step``) and to the first test image's result
 (``first_infer``).
 
-Models (``MODELS``): ``mlla_fast``, the MLLA-T configs as they are (``attn_impl='auto'``: on a GPU, training on the
-compiled fast path, inference on it after the backbone's first ``compile_inference_after`` images); ``mlla_plain``,
-the same with ``attn_impl='plain'``; ``swin_t``, mmdet's and mmseg's own Swin-T configs (``SWIN_CONFIGS``; for Mask
+Models (``MODELS``): ``mlla_auto``, the MLLA-T configs as they are (``attn_impl='auto'``: on a GPU, the plain path
+for the backbone's first ``compile_training_after`` / ``compile_inference_after`` images, then the compiled fast
+path); ``mlla_fast``, the same with ``attn_impl='fast'`` (compiled from the first step); ``mlla_plain``, with
+``attn_impl='plain'``; ``swin_t``, mmdet's and mmseg's own Swin-T configs (``SWIN_CONFIGS``; for Mask
 R-CNN the one with the multi-scale + crop training augmentation that the MLLA-T config uses), run through the same
 tools. Every config keeps its model, optimizer, pipelines and loaders; the script changes only what the jobs need:
 the backbone's pretrained checkpoint is off (random initialisation), the data are synthetic shapes
@@ -77,7 +78,8 @@ class Model(NamedTuple):
 
 
 MODELS = {
-    'mlla_fast': Model('MLLA-T fast', MLLA_CONFIGS, None, 'mlla_t'),
+    'mlla_auto': Model('MLLA-T auto', MLLA_CONFIGS, None, 'mlla_t'),
+    'mlla_fast': Model('MLLA-T fast', MLLA_CONFIGS, 'fast', 'mlla_t'),
     'mlla_plain': Model('MLLA-T plain', MLLA_CONFIGS, 'plain', 'mlla_t'),
     'swin_t': Model('Swin-T', SWIN_CONFIGS, None, 'swin_t'),
 }

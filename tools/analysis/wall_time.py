@@ -1,9 +1,9 @@
-"""The whole wall time of real jobs, compiling included: MLLA-T fast, MLLA-T plain and Swin-T, cold and warm cache.
+"""The whole wall time of real jobs, compiling included: MLLA-T (auto, fast, plain) and Swin-T, cold and warm cache.
 
     # everything (on a GPU; the fast path's cold runs compile for minutes), results appended to a CSV
     python tools/analysis/wall_time.py --work-dir work_dirs/wall_time --results wall_time.csv
-    # the first training step and the first inference of the fast path alone, cold then warm
-    python tools/analysis/wall_time.py --jobs first_step first_infer --models mlla_fast --results wall_time.csv
+    # the configs as they are against Swin-T, Mask R-CNN training alone, cold cache only
+    python tools/analysis/wall_time.py --jobs train300 --models mlla_auto swin_t --cache cold --results wall_time.csv
     # write the data, configs and checkpoints and print each command with its cache folders; run nothing
     python tools/analysis/wall_time.py --dry-run
 
