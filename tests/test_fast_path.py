@@ -702,22 +702,27 @@ class _CudaBatch:
         self.shape = (n, 3, 64, 64)
 
 
-def test_auto_runs_plain_for_the_first_images_of_training_and_of_inference_counted_apart():
+def test_auto_runs_plain_for_the_first_images_of_each_kind_of_call():
     """``'auto'``: plain until ``compile_training_after`` images have trained (with gradients) and
-    ``compile_inference_after`` images have been inferred (without), each counted on its own; ``None`` never."""
+    ``compile_inference_after`` images have been inferred (without), each counted on its own and batches of one
+    image apart from larger ones (they compile graphs of their own); ``None`` never, 0 at once."""
     model = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=3, compile_inference_after=5))
     assert [model._takes_fast_path(_CudaBatch(2)) for _ in range(4)] == [False, False, True, True]
-    assert model.plain_training_images == 4 and model.plain_inference_images == 0
+    assert model.plain_images == {'training': 4}
+    assert [model._takes_fast_path(_CudaBatch(1)) for _ in range(4)] == [False, False, False, True], \
+        'a last batch of one image is not compiled for because larger batches were'
     with torch.no_grad():
         assert [model._takes_fast_path(_CudaBatch(4)) for _ in range(3)] == [False, False, True]
-    assert model.plain_training_images == 4 and model.plain_inference_images == 8
+        assert not model._takes_fast_path(_CudaBatch(1))
+    assert model.plain_images == {'training': 4, 'training, one image': 3, 'inference': 8, 'inference, one image': 1}
     assert not model._takes_fast_path(torch.zeros(8, 3, 64, 64)), 'CPU inputs always run plain'
     never = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=None))
     assert not any(never._takes_fast_path(_CudaBatch(1000)) for _ in range(20))
     at_once = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=0))
-    assert at_once._takes_fast_path(_CudaBatch(2)) and at_once.plain_training_images == 0
+    assert at_once._takes_fast_path(_CudaBatch(2)) and at_once._takes_fast_path(_CudaBatch(1))
     fast_model = MLLA('tiny', attn_impl='fast')
-    assert fast_model._takes_fast_path(_CudaBatch(2)) and fast_model.plain_training_images == 0
+    assert fast_model._takes_fast_path(_CudaBatch(1)) and fast_model.plain_images == {}
+    assert at_once.plain_images == {}
 
 
 def test_compiled_stages_leave_the_blocks_path_where_they_do_not_compile(monkeypatch):

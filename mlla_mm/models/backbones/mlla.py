@@ -144,8 +144,8 @@ class MLLA(BaseModule):
             raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
         self.attn_impl = attn_impl
         self.fast_cfg = fast.check_fast_cfg(fast_cfg)
-        self.plain_training_images = 0  # counted towards fast_cfg['compile_training_after']
-        self.plain_inference_images = 0  # counted towards fast_cfg['compile_inference_after']
+        # images run plain with attn_impl='auto', per kind of call (see _takes_fast_path)
+        self.plain_images: Dict[str, int] = {}
         self.drop_rate = drop_rate
         self.with_cp = with_cp
 
@@ -292,19 +292,25 @@ class MLLA(BaseModule):
     def _takes_fast_path(self, x: torch.Tensor) -> bool:
         """``attn_impl`` for ``x``: ``'auto'`` takes the fast path for CUDA inputs once
         ``fast_cfg['compile_training_after']`` images (with gradients) or ``fast_cfg['compile_inference_after']``
-        images (without) have run plain, counted here; the fast path has no dropout."""
+        images (without) of the same kind of call have run plain, counted in :attr:`plain_images`; the fast path
+        has no dropout.
+
+        The kinds are training and inference, each with batches of one image apart: those compile graphs of their
+        own (Dynamo specialises sizes of 1), so an epoch's last batch of one image does not compile a training
+        graph until batches of one have earned it themselves."""
         if self.training and self.drop_rate > 0:
             return False
         if self.attn_impl != 'auto':
             return self.attn_impl == 'fast'
         if not x.is_cuda:
             return False
-        training = torch.is_grad_enabled()
-        after = self.fast_cfg['compile_training_after' if training else 'compile_inference_after']
-        counted = 'plain_training_images' if training else 'plain_inference_images'
-        if after is not None and getattr(self, counted) >= after:
+        mode = 'training' if torch.is_grad_enabled() else 'inference'
+        after = self.fast_cfg[f'compile_{mode}_after']
+        kind = mode + (', one image' if x.shape[0] == 1 else '')
+        seen = self.plain_images.get(kind, 0)
+        if after is not None and seen >= after:
             return True
-        setattr(self, counted, getattr(self, counted) + x.shape[0])
+        self.plain_images[kind] = seen + x.shape[0]
         return False
 
     def output_map(self, index: int, tokens: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
