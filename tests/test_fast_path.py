@@ -12,6 +12,7 @@ from torch.utils._sympy.functions import FloorDiv
 
 from mlla_mm import MLLA
 from mlla_mm.models import fast
+from mlla_mm.models.backbones import mlla as mlla_module
 from mlla_mm.models.fast import compile as compiling
 from mlla_mm.models.fast import functional_block, runner
 from mlla_mm.models.layers import MLLABlock
@@ -702,19 +703,24 @@ class _CudaBatch:
         self.shape = (n, 3, 64, 64)
 
 
-def test_auto_runs_plain_for_the_first_images_of_each_kind_of_call():
+def test_auto_runs_plain_for_the_first_images_of_each_kind_of_call(monkeypatch):
     """``'auto'``: plain until ``compile_training_after`` images have trained (with gradients) and
     ``compile_inference_after`` images have been inferred (without), each counted on its own and batches of one
     image apart from larger ones (they compile graphs of their own); ``None`` never, 0 at once."""
+    messages = []
+    monkeypatch.setattr(mlla_module, 'print_log', lambda msg, logger=None: messages.append(msg))
     model = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=3, compile_inference_after=5))
     assert [model._takes_fast_path(_CudaBatch(2)) for _ in range(4)] == [False, False, True, True]
     assert model.plain_images == {'training': 4}
+    assert messages == ['MLLA: 4 images (training) have run on the plain path (fast_cfg compile_training_after=3); '
+                        'the next ones take the compiled fast path'], 'said once, when the count is reached'
     assert [model._takes_fast_path(_CudaBatch(1)) for _ in range(4)] == [False, False, False, True], \
         'a last batch of one image is not compiled for because larger batches were'
     with torch.no_grad():
         assert [model._takes_fast_path(_CudaBatch(4)) for _ in range(3)] == [False, False, True]
         assert not model._takes_fast_path(_CudaBatch(1))
-    assert model.plain_images == {'training': 4, 'training, one image': 3, 'inference': 8, 'inference, one image': 1}
+    assert model.plain_images == {'training': 4, 'training, batches of one': 3,
+                                  'inference': 8, 'inference, batches of one': 1}
     assert not model._takes_fast_path(torch.zeros(8, 3, 64, 64)), 'CPU inputs always run plain'
     never = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=None))
     assert not any(never._takes_fast_path(_CudaBatch(1000)) for _ in range(20))

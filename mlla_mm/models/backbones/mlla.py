@@ -306,11 +306,15 @@ class MLLA(BaseModule):
             return False
         mode = 'training' if torch.is_grad_enabled() else 'inference'
         after = self.fast_cfg[f'compile_{mode}_after']
-        kind = mode + (', one image' if x.shape[0] == 1 else '')
+        kind = mode + (', batches of one' if x.shape[0] == 1 else '')
         seen = self.plain_images.get(kind, 0)
         if after is not None and seen >= after:
             return True
         self.plain_images[kind] = seen + x.shape[0]
+        if after is not None and self.plain_images[kind] >= after:
+            print_log(f'MLLA: {self.plain_images[kind]} images ({kind}) have run on the plain path '
+                      f'(fast_cfg compile_{mode}_after={after}); the next ones take the compiled fast path',
+                      logger='current')
         return False
 
     def output_map(self, index: int, tokens: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
