@@ -696,11 +696,12 @@ def test_fast_cfg_defaults_and_is_not_shared():
 
 
 class _CudaBatch:
-    """Stands for a CUDA batch of ``n`` images: the choice of path reads only ``is_cuda`` and the batch size."""
+    """Stands for a CUDA batch of ``n`` images: the choice of path reads only its device, dtype and batch size."""
     is_cuda = True
+    device = torch.device('cuda')
 
-    def __init__(self, n: int):
-        self.shape = (n, 3, 64, 64)
+    def __init__(self, n: int, dtype: torch.dtype = torch.float32):
+        self.shape, self.dtype = (n, 3, 64, 64), dtype
 
 
 def test_auto_runs_plain_for_the_first_images_of_each_kind_of_call(monkeypatch):
@@ -713,7 +714,7 @@ def test_auto_runs_plain_for_the_first_images_of_each_kind_of_call(monkeypatch):
     assert [model._takes_fast_path(_CudaBatch(2)) for _ in range(4)] == [False, False, True, True]
     assert model.plain_images == {'training': 4}
     assert messages == ['MLLA: 4 images (training) have run on the plain path (fast_cfg compile_training_after=3); '
-                        'the next ones take the compiled fast path'], 'said once, when the count is reached'
+                        'the next ones take the fast path'], 'said once, when the count is reached'
     assert [model._takes_fast_path(_CudaBatch(1)) for _ in range(4)] == [False, False, False, True], \
         'a last batch of one image is not compiled for because larger batches were'
     with torch.no_grad():
@@ -729,6 +730,15 @@ def test_auto_runs_plain_for_the_first_images_of_each_kind_of_call(monkeypatch):
     fast_model = MLLA('tiny', attn_impl='fast')
     assert fast_model._takes_fast_path(_CudaBatch(1)) and fast_model.plain_images == {}
     assert at_once.plain_images == {}
+    assert len(messages) == 3, 'nothing said where nothing is counted (None, 0, fast)'
+    dropout = MLLA('tiny', attn_impl='auto', drop_rate=0.1, fast_cfg=dict(compile_training_after=0))
+    assert not dropout._takes_fast_path(_CudaBatch(2)) and dropout.plain_images == {}, 'the fast path has no dropout'
+    evaluating = MLLA('tiny', attn_impl='auto').eval()
+    assert not evaluating._takes_fast_path(_CudaBatch(2)) and evaluating.plain_images == {'training': 2}, \
+        'with gradients enabled an eval-mode forward counts as training'
+    half = MLLA('tiny', attn_impl='auto')
+    assert half._takes_fast_path(_CudaBatch(2, torch.float16)) and half.plain_images == {}, \
+        'half-precision weights outside autocast, which the plain path does not run, take the fast path at once'
 
 
 def test_compiled_stages_leave_the_blocks_path_where_they_do_not_compile(monkeypatch):

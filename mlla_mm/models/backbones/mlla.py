@@ -63,8 +63,8 @@ class MLLA(BaseModule):
         attn_impl (str): How the backbone computes, chosen once per forward: ``'plain'`` (module by module: the
             reference), ``'fast'`` (:mod:`mlla_mm.models.fast`: each block as one fused function, compiled by
             ``torch.compile`` on CUDA and replayed as CUDA graphs, eager elsewhere), or ``'auto'``: fast for CUDA
-            inputs, plain otherwise, and plain for a job's first images (``compile_training_after``,
-            ``compile_inference_after``), so that a short job never waits for the compile. The weights and
+            inputs once the model has run its first images plain (``compile_training_after``,
+            ``compile_inference_after``; counted per process, not saved), plain otherwise. The weights and
             state-dict keys are the same. The fast path has no dropout: training with ``drop_rate > 0`` runs plain.
             It compiles when it first meets a shape and dtype, minutes on a cold cache (Inductor keeps it in
             ``TORCHINDUCTOR_CACHE_DIR``). Defaults to ``'auto'``.
@@ -86,11 +86,9 @@ class MLLA(BaseModule):
               its training crops), without ``with_cp``; other inputs run stage by stage.
             - ``compile`` (True): False runs the fused functions eagerly, without ``torch.compile``.
             - ``compile_training_after`` (5000): with ``attn_impl='auto'``, training (with gradients) runs on the
-              plain path for this many images, then on the fast path: a job of a few thousand iterations never
-              pays the compile, a long one pays it once it has run long enough to earn it back. 0 compiles at
-              once, None never. ``'fast'`` compiles at once.
-            - ``compile_inference_after`` (2000): the same for inference (no gradients): a demo or a test over a
-              few hundred images never compiles.
+              plain path for this many images, then on the fast path, so that a short job never waits for the
+              compile (docs/fast_path.md). 0 compiles at once, None never. ``'fast'`` compiles at once.
+            - ``compile_inference_after`` (2000): the same for inference (no gradients).
             - ``strict`` (False): a compiler failure raises instead of falling back to a slower path (tests).
 
             Defaults to None (all defaults).
@@ -292,18 +290,18 @@ class MLLA(BaseModule):
     def _takes_fast_path(self, x: torch.Tensor) -> bool:
         """``attn_impl`` for ``x``: ``'auto'`` takes the fast path for CUDA inputs once
         ``fast_cfg['compile_training_after']`` images (with gradients) or ``fast_cfg['compile_inference_after']``
-        images (without) of the same kind of call have run plain, counted in :attr:`plain_images`; the fast path
-        has no dropout.
-
-        The kinds are training and inference, each with batches of one image apart: those compile graphs of their
-        own (Dynamo specialises sizes of 1), so an epoch's last batch of one image does not compile a training
-        graph until batches of one have earned it themselves."""
+        images (without) have run plain, counted in :attr:`plain_images` per kind of forward: training and
+        inference, batches of one image apart (they compile graphs of their own). The fast path has no dropout;
+        half-precision weights outside autocast, which the plain path does not run, take it at once."""
         if self.training and self.drop_rate > 0:
             return False
         if self.attn_impl != 'auto':
             return self.attn_impl == 'fast'
         if not x.is_cuda:
             return False
+        if torch.compiler.is_compiling() or (x.dtype in (torch.float16, torch.bfloat16)
+                                             and not torch.is_autocast_enabled(x.device.type)):
+            return True  # under the caller's torch.compile, a changing count would recompile at every step
         mode = 'training' if torch.is_grad_enabled() else 'inference'
         after = self.fast_cfg[f'compile_{mode}_after']
         kind = mode + (', batches of one' if x.shape[0] == 1 else '')
@@ -313,7 +311,7 @@ class MLLA(BaseModule):
         self.plain_images[kind] = seen + x.shape[0]
         if after is not None and self.plain_images[kind] >= after:
             print_log(f'MLLA: {self.plain_images[kind]} images ({kind}) have run on the plain path '
-                      f'(fast_cfg compile_{mode}_after={after}); the next ones take the compiled fast path',
+                      f'(fast_cfg compile_{mode}_after={after}); the next ones take the fast path',
                       logger='current')
         return False
 

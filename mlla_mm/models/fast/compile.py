@@ -61,7 +61,7 @@ def _announce(what: str) -> None:
     """Say once per compiled function why the next step takes long: a silent first step of minutes looks hung."""
     from mmengine.logging import print_log
     print_log(f'MLLA fast path: compiling {what} with torch.compile; on a cold Inductor cache '
-              'the first step takes minutes (TORCHINDUCTOR_CACHE_DIR keeps the cache; attn_impl="plain" skips '
+              'this step takes minutes (TORCHINDUCTOR_CACHE_DIR keeps the cache; attn_impl="plain" skips '
               'compiling)', logger='current')
 
 
