@@ -167,6 +167,29 @@ def test_occlusion_updates_visible_part(monkeypatch):
     assert np.linalg.norm(overlap - b_only) < 15 < np.linalg.norm(overlap - a_only)
 
 
+def test_threads_write_the_same_files_as_one_thread(tmp_path, monkeypatch):
+    """Images are made on threads; one thread or several, every file (images, label maps, annotations, marker with
+    its pixel counts) is the same, byte for byte."""
+    args = dict(num_train=6, num_val=3, image_size=(96, 128), seed=2)
+    digests = {}
+    for cpus in (1, 4):
+        monkeypatch.setattr(synthetic, '_usable_cpus', lambda cpus=cpus: cpus)
+        make_coco_instances(str(tmp_path / f'coco{cpus}'), **args)
+        make_ade_semantic(str(tmp_path / f'ade{cpus}'), **args)
+        digests[cpus] = (_digests(tmp_path / f'coco{cpus}'), _digests(tmp_path / f'ade{cpus}'))
+    assert digests[1] == digests[4] and len(digests[1][0]) == 6 + 3 + 2 + 1
+
+
+def test_ade_pixel_counts_are_those_of_the_label_maps(demo):
+    root = demo['ade']
+    marker = synthetic.read_marker(root)
+    for split, folder in (('train', 'training'), ('val', 'validation')):
+        labels = [cv2.imread(osp.join(root, 'annotations', folder, n), cv2.IMREAD_UNCHANGED)
+                  for n in sorted(os.listdir(osp.join(root, 'annotations', folder)))]
+        counts = np.bincount(np.concatenate([lab.ravel() for lab in labels]), minlength=4)
+        assert marker['summary'][split]['class_pixels'] == dict(zip(('background', ) + DEMO_CLASSES, counts.tolist()))
+
+
 def test_ade_layout(demo):
     root = demo['ade']
     for split, folder, num in (('train', 'training', SMALL['num_train']), ('val', 'validation', SMALL['num_val'])):

@@ -283,14 +283,23 @@ def _staging(root: str):
 # ----------------------------------------------------------------------------------------------------------------
 # datasets
 # ----------------------------------------------------------------------------------------------------------------
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the system tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+
 def _in_parallel(fn, num: int) -> list:
     """``[fn(0), ..., fn(num - 1)]``, computed on threads: each image has its own random stream, so the result does
-    not depend on the order, and drawing, noise and JPEG encoding run outside the GIL."""
-    workers = min(num, os.cpu_count() or 1, 16)
+    not depend on the order, and drawing, noise and JPEG encoding run outside the GIL. On an error (or Ctrl-C) the
+    images not yet started are dropped."""
+    workers = min(num, _usable_cpus(), 16)
     if workers <= 1:
         return [fn(i) for i in range(num)]
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers)
+    try:
         return list(pool.map(fn, range(num)))
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _coco_image(stage: str, split: str, i: int, size: Size, seed: int) -> Tuple[dict, List[dict]]:
@@ -372,8 +381,9 @@ def make_ade_semantic(root: str, num_train: int = DEFAULT_NUM_TRAIN, num_val: in
             img_dir, ann_dir = osp.join('images', folder), osp.join('annotations', folder)
             os.makedirs(osp.join(stage, img_dir))
             os.makedirs(osp.join(stage, ann_dir))
-            pixels = sum(_in_parallel(
-                lambda i: _ade_image(stage, img_dir, ann_dir, split, i, image_size, seed), num))
+            pixels = np.zeros(len(DEMO_CLASSES) + 1, np.int64)
+            for counts in _in_parallel(lambda i: _ade_image(stage, img_dir, ann_dir, split, i, image_size, seed), num):
+                pixels += counts
             summary[split] = dict(images=num, img_dir=img_dir + '/', ann_dir=ann_dir + '/',
                                   class_pixels=dict(zip(('background', ) + DEMO_CLASSES, pixels.tolist())))
         marker = dict(generator='tools/demo_data.py', version=GENERATOR_VERSION, params=params,
