@@ -224,6 +224,19 @@ def test_parse_fast_cfg_types():
         cuda_graphs=False, compile_stages='train', strict=True, compile_convs=1)
 
 
+def test_auto_rows_measure_the_compiled_path_from_the_first_step():
+    """A benchmark measures the steady state: ``'auto'`` rows compile training and inference at once unless the row
+    says otherwise; other rows keep their own ``fast_cfg``."""
+    from mlla_mm.analysis.rows import Row, measured_fast_cfg, mlla_kwargs
+    assert measured_fast_cfg(Row('mlla', 'auto')) == dict(compile_training_after=0, compile_inference_after=0)
+    assert measured_fast_cfg(Row('mlla', 'auto', dict(compile_training_after=None, cuda_graphs=False))) == dict(
+        compile_training_after=None, compile_inference_after=0, cuda_graphs=False)
+    assert measured_fast_cfg(Row('mlla', 'fast')) is None
+    assert measured_fast_cfg(Row('mlla', 'plain', dict(cuda_graphs=False))) == dict(cuda_graphs=False)
+    assert mlla_kwargs(Row('mlla', 'auto'))['fast_cfg'] == dict(compile_training_after=0, compile_inference_after=0)
+    assert 'fast_cfg' not in mlla_kwargs(Row('mlla', 'plain'))
+
+
 def test_config_variant_sets_the_fast_path_or_swaps_the_backbone(tmp_path):
     from mlla_mm.analysis.rows import Row, config_variant, task_name
     from mlla_mm.apis import load_config
@@ -232,6 +245,8 @@ def test_config_variant_sets_the_fast_path_or_swaps_the_backbone(tmp_path):
     assert (backbone.type, backbone.attn_impl, backbone.fast_cfg) == ('MLLA', 'fast', dict(cuda_graphs=False))
     assert 'init_cfg' not in backbone and 'init_cfg' in cfg.model.backbone  # the config itself is untouched
     assert 'fast_cfg' not in config_variant(cfg, Row('mlla', 'plain')).model.backbone
+    assert config_variant(cfg, Row('mlla', 'auto')).model.backbone.fast_cfg == dict(compile_training_after=0,
+                                                                                    compile_inference_after=0)
     swin = config_variant(cfg, Row('swin_t')).model
     assert swin.backbone.type == 'SwinTransformer' and swin.neck.in_channels == [96, 192, 384, 768]
     assert task_name(cfg) == 'mask_rcnn' and task_name(None) == 'backbone'

@@ -1,4 +1,4 @@
-"""The whole wall time of real jobs, compiling included, of MLLA-T (fast and plain paths) and Swin-T.
+"""The whole wall time of real jobs, compiling included, of MLLA-T (auto, fast and plain) and Swin-T.
 
 Each job is a process of the project's own tools, run with a cold and then a warm compile cache.
 
@@ -35,8 +35,9 @@ initialised checkpoint of the model, written by this module.
 
 Cache states: ``cold`` gives the job a fresh, empty ``TORCHINDUCTOR_CACHE_DIR`` and ``TRITON_CACHE_DIR`` (one pair
 per job and model, under the work dir); ``warm`` runs the same job again with what its cold run left there. The
-plain path and Swin-T compile nothing; they run in both states too, so that the difference between their two runs
-shows what else a second run gains (files in the operating system's cache). Each successful run appends one line
+plain path and Swin-T compile nothing (nor does MLLA-T auto in jobs shorter than its counts); they run in both
+states too, so that the difference between their two runs shows what else a second run gains (files in the
+operating system's cache). Each successful run appends one line
 to the results CSV (:mod:`.results`): measure ``wall_<job>_<cold|warm>_s``, e.g. ``wall_demo1_cold_s``,
 ``wall_train300_warm_s`` (the counts follow ``--iters`` and ``--test-images``), and one more per first iteration
 (``wall_first_step_cold_s``, ``wall_seg_first_step_cold_s``, ``wall_first_infer_cold_s``, ...). A job that fails
@@ -191,7 +192,7 @@ def metainfo() -> Dict:
 
 def model_config(task: str, model: str, paths: Paths):
     """The model's config of a task on the synthetic data: its own model, optimizer and pipelines; the backbone
-    randomly initialised, the synthetic classes, MLLA's attn_impl for the plain row."""
+    randomly initialised, the synthetic classes, MLLA's attn_impl for the fast and plain rows."""
     from mmengine.config import Config
     row = MODELS[model]
     cfg = Config.fromfile(config_path(row.configs[task]))
