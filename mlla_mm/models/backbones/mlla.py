@@ -142,7 +142,7 @@ class MLLA(BaseModule):
             raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
         self.attn_impl = attn_impl
         self.fast_cfg = fast.check_fast_cfg(fast_cfg)
-        # images run plain with attn_impl='auto', per kind of call (see _takes_fast_path)
+        # images run plain with attn_impl='auto', per kind of forward (see _takes_fast_path)
         self.plain_images: Dict[str, int] = {}
         self.drop_rate = drop_rate
         self.with_cp = with_cp
