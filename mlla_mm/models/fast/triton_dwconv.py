@@ -36,6 +36,9 @@ BLOCK_C = 64
 ROWS = 8
 NUM_WARPS = 4
 NUM_STAGES = None  # Triton's default software pipelining
+# Image sizes are not specialised on (Triton would compile a kernel again when a side turns divisible by 16):
+# a detection job meets many sizes, and each compile would cost its first step seconds.
+_SHAPE_ARGS = ['height', 'width', 'col_blocks']
 
 
 def available() -> bool:
@@ -61,7 +64,7 @@ if triton is not None:
         ptr = base_ptr + (row * width + src_col)[:, None] * channels + channel[None, :]
         return tl.load(ptr, mask=ok[:, None] & channel_ok[None, :], other=0.0).to(tl.float32)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=_SHAPE_ARGS)
     def _dwconv3x3_kernel(x_ptr, weight_ptr, bias_ptr, out_ptr, height, width, channels, col_blocks,
                           HAS_BIAS: tl.constexpr, MIRROR: tl.constexpr, BLOCK_W: tl.constexpr,
                           BLOCK_C: tl.constexpr, ROWS: tl.constexpr):
@@ -104,7 +107,7 @@ if triton is not None:
             above = same + left * w10 + centre * w11 + right * w12
             same = left * w00 + centre * w01 + right * w02
 
-    @triton.jit
+    @triton.jit(do_not_specialize=_SHAPE_ARGS)
     def _dwconv3x3_weight_grad_kernel(grad_ptr, x_ptr, partial_ptr, height, width, channels, col_blocks,
                                       BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr, ROWS: tl.constexpr):
         image = tl.program_id(0) // col_blocks
