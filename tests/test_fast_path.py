@@ -300,6 +300,51 @@ def test_dwconv_operator_gradients_and_autocast():
     assert x32.grad.dtype == w32.grad.dtype == b32.grad.dtype == torch.float32
 
 
+def test_stride2_dwconv_is_the_stride1_convolution_at_even_positions():
+    """The patch merging's stride-2 depthwise convolution through the tokens operator: the values and gradients of
+    ``F.conv2d`` with stride 2, in the autocast dtype under autocast; an odd grid is refused."""
+    from mlla_mm.models.fast.dwconv import dwconv3x3_stride2_tokens
+    torch.manual_seed(0)
+    x = torch.randn(2, 6 * 10, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(8, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    out = dwconv3x3_stride2_tokens(x, weight, bias, 6, 10, use_triton=True)
+    image = x.view(2, 6, 10, 8).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.conv2d(image, weight, bias, stride=2, padding=1, groups=8)
+    assert out.shape == expected.shape == (2, 8, 3, 5)
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(out, (x, weight, bias), grad),
+                               torch.autograd.grad(expected, (x, weight, bias), grad))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert dwconv3x3_stride2_tokens(x.float(), weight.float(), bias.float(), 6, 10).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match='even sides, got 5x10'):
+        dwconv3x3_stride2_tokens(x[:, :50], weight, bias, 5, 10)
+
+
+def test_patch_merging_with_the_tokens_operator_matches_the_module():
+    """:func:`runner.merging_convs` (the stride-2 convolution through the tokens operator, which the Triton kernels
+    run on CUDA) gives the module's outputs, gradients and BatchNorm statistics."""
+    from mlla_mm.models.layers import PatchMerging
+    torch.manual_seed(0)
+    module = PatchMerging(8).double().train()
+    copy = PatchMerging(8).double().train()
+    copy.load_state_dict(module.state_dict())
+    x = torch.randn(2, 8, 6, 10, dtype=torch.float64, requires_grad=True)
+    expected, got = module.conv(x), runner.merging_convs(copy, x)
+    torch.testing.assert_close(got, expected)
+    grad = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(got, [x, *copy.parameters()], grad),
+                               torch.autograd.grad(expected, [x, *module.parameters()], grad))
+    torch.testing.assert_close(copy.state_dict(), module.state_dict())  # running statistics moved alike
+    cfg = fast.check_fast_cfg(dict(compile=False))
+    tokens = image_to_tokens(x.detach())
+    for triton_dwconv in (True, False):  # the runner's choice between the two
+        out, hw = runner.run_patch_merging(module, tokens, (6, 10), {**cfg, 'triton_dwconv': triton_dwconv})
+        assert hw == (3, 5)
+        torch.testing.assert_close(out, image_to_tokens(expected.detach()))
+
+
 def test_written_out_layer_norm_equals_f_layer_norm():
     torch.manual_seed(0)
     x, weight, bias = torch.randn(3, 10, 48), torch.randn(48), torch.randn(48)
@@ -687,7 +732,7 @@ def test_fast_cfg_rejects_unknown_keys_and_values(fast_cfg, fragment):
 def test_fast_cfg_defaults_and_is_not_shared():
     options = dict(compile=False)
     model = MLLA('tiny', fast_cfg=options)
-    assert model.fast_cfg == dict(cuda_graphs=True, triton_dwconv=False, compile_convs=False, compile_stages='all',
+    assert model.fast_cfg == dict(cuda_graphs=True, triton_dwconv=True, compile_convs=False, compile_stages='all',
                                   compile_backbone=True, compile=False, compile_training_after=5000,
                                   compile_inference_after=2000, strict=False)
     assert MLLA('tiny', fast_cfg=dict(compile_inference_after=None)).fast_cfg['compile_inference_after'] is None
@@ -704,41 +749,68 @@ class _CudaBatch:
         self.shape, self.dtype = (n, 3, 64, 64), dtype
 
 
-def test_auto_runs_plain_for_the_first_images_of_each_kind_of_call(monkeypatch):
-    """``'auto'``: plain until ``compile_training_after`` images have trained (with gradients) and
+def test_auto_runs_uncompiled_for_the_first_images_of_each_kind_of_call(monkeypatch):
+    """``'auto'``: uncompiled until ``compile_training_after`` images have trained (with gradients) and
     ``compile_inference_after`` images have been inferred (without), each counted on its own and batches of one
-    image apart from larger ones (they compile graphs of their own); ``None`` never, 0 at once."""
+    image apart from larger ones (they compile graphs of their own); ``None`` never, 0 at once. Uncompiled is the
+    fast path's functions with the Triton kernels, or the plain path without them."""
     messages = []
     monkeypatch.setattr(mlla_module, 'print_log', lambda msg, logger=None: messages.append(msg))
+    monkeypatch.setattr(fast.config.triton_dwconv, 'available', lambda: True)
     model = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=3, compile_inference_after=5))
-    assert [model._takes_fast_path(_CudaBatch(2)) for _ in range(4)] == [False, False, True, True]
-    assert model.plain_images == {'training': 4}
-    assert messages == ['MLLA: 4 images (training) have run on the plain path (fast_cfg compile_training_after=3); '
-                        'the next ones take the fast path'], 'said once, when the count is reached'
-    assert [model._takes_fast_path(_CudaBatch(1)) for _ in range(4)] == [False, False, False, True], \
+    assert [model._path(_CudaBatch(2)) for _ in range(4)] == ['uncompiled', 'uncompiled', 'fast', 'fast']
+    assert model.uncompiled_images == {'training': 4}
+    assert messages == ['MLLA: 4 images (training) have run uncompiled (fast_cfg compile_training_after=3); '
+                        'the next ones take the compiled fast path'], 'said once, when the count is reached'
+    assert [model._path(_CudaBatch(1)) for _ in range(4)] == ['uncompiled'] * 3 + ['fast'], \
         'a last batch of one image is not compiled for because larger batches were'
     with torch.no_grad():
-        assert [model._takes_fast_path(_CudaBatch(4)) for _ in range(3)] == [False, False, True]
-        assert not model._takes_fast_path(_CudaBatch(1))
-    assert model.plain_images == {'training': 4, 'training, batches of one': 3,
-                                  'inference': 8, 'inference, batches of one': 1}
-    assert not model._takes_fast_path(torch.zeros(8, 3, 64, 64)), 'CPU inputs always run plain'
+        assert [model._path(_CudaBatch(4)) for _ in range(3)] == ['uncompiled', 'uncompiled', 'fast']
+        assert model._path(_CudaBatch(1)) == 'uncompiled'
+    assert model.uncompiled_images == {'training': 4, 'training, batches of one': 3,
+                                       'inference': 8, 'inference, batches of one': 1}
+    assert model._path(torch.zeros(8, 3, 64, 64)) == 'plain', 'CPU inputs always run plain'
+    without_kernels = MLLA('tiny', attn_impl='auto', fast_cfg=dict(triton_dwconv=False))
+    assert without_kernels._path(_CudaBatch(2)) == 'plain'
+    monkeypatch.setattr(fast.config.triton_dwconv, 'available', lambda: False)
+    assert MLLA('tiny', attn_impl='auto')._path(_CudaBatch(2)) == 'plain', 'without Triton: plain'
     never = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=None))
-    assert not any(never._takes_fast_path(_CudaBatch(1000)) for _ in range(20))
+    assert not any(never._path(_CudaBatch(1000)) == 'fast' for _ in range(20))
     at_once = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=0))
-    assert at_once._takes_fast_path(_CudaBatch(2)) and at_once._takes_fast_path(_CudaBatch(1))
+    assert at_once._path(_CudaBatch(2)) == at_once._path(_CudaBatch(1)) == 'fast'
     fast_model = MLLA('tiny', attn_impl='fast')
-    assert fast_model._takes_fast_path(_CudaBatch(1)) and fast_model.plain_images == {}
-    assert at_once.plain_images == {}
+    assert fast_model._path(_CudaBatch(1)) == 'fast' and fast_model.uncompiled_images == {}
+    assert MLLA('tiny', attn_impl='plain')._path(_CudaBatch(1)) == 'plain'
+    assert at_once.uncompiled_images == {}
     assert len(messages) == 3, 'nothing said where nothing is counted (None, 0, fast)'
     dropout = MLLA('tiny', attn_impl='auto', drop_rate=0.1, fast_cfg=dict(compile_training_after=0))
-    assert not dropout._takes_fast_path(_CudaBatch(2)) and dropout.plain_images == {}, 'the fast path has no dropout'
+    assert dropout._path(_CudaBatch(2)) == 'plain' and dropout.uncompiled_images == {}, 'the fast path has no dropout'
     evaluating = MLLA('tiny', attn_impl='auto').eval()
-    assert not evaluating._takes_fast_path(_CudaBatch(2)) and evaluating.plain_images == {'training': 2}, \
+    assert evaluating._path(_CudaBatch(2)) != 'fast' and evaluating.uncompiled_images == {'training': 2}, \
         'with gradients enabled an eval-mode forward counts as training'
     half = MLLA('tiny', attn_impl='auto')
-    assert half._takes_fast_path(_CudaBatch(2, torch.float16)) and half.plain_images == {}, \
+    assert half._path(_CudaBatch(2, torch.float16)) == 'fast' and half.uncompiled_images == {}, \
         'half-precision weights outside autocast, which the plain path does not run, take the fast path at once'
+
+
+def test_uncompiled_forward_compiles_nothing_and_matches_plain(fresh_fast_path):
+    """The ``'uncompiled'`` forward of ``'auto'`` (its first images): the fast path's functions, not compiled even
+    where compiling is on, with the plain path's outputs and gradients."""
+    arch = dict(embed_dims=16, depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8])
+    torch.manual_seed(0)
+    plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).double().train()
+    auto = MLLA(arch, attn_impl='auto', drop_path_rate=0.).double().train()
+    auto.load_state_dict(plain.state_dict())
+    auto._path = lambda x: 'uncompiled'
+    x = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    outs_p, outs_u = plain(x), auto(x)
+    assert not compiling.COMPILED
+    for u, p in zip(outs_u, outs_p):
+        torch.testing.assert_close(u, p)
+    sum(o.square().mean() for o in outs_p).backward()
+    sum(o.square().mean() for o in outs_u).backward()
+    for (name, p), u in zip(plain.named_parameters(), auto.parameters()):
+        torch.testing.assert_close(u.grad, p.grad, msg=name)
 
 
 def test_compiled_stages_leave_the_blocks_path_where_they_do_not_compile(monkeypatch):

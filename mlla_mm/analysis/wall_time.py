@@ -20,7 +20,7 @@ log when the first iteration ended; so the same runs also give the time from lau
 training step (``first_step``, UperNet's ``seg_first_step``) and to the first test image's result
 (``first_infer``).
 
-Models (``MODELS``): ``mlla_auto``, the MLLA-T configs as they are (``attn_impl='auto'``: on a GPU, the plain path
+Models (``MODELS``): ``mlla_auto``, the MLLA-T configs as they are (``attn_impl='auto'``: on a GPU, uncompiled
 for the backbone's first ``compile_training_after`` / ``compile_inference_after`` images, then the compiled fast
 path); ``mlla_fast``, the same with ``attn_impl='fast'`` (compiled from the first step); ``mlla_plain``, with
 ``attn_impl='plain'``; ``swin_t``, mmdet's and mmseg's own Swin-T configs (``SWIN_CONFIGS``; for Mask
@@ -35,12 +35,12 @@ initialised checkpoint of the model, written by this module.
 
 Cache states: ``cold`` gives the job a fresh, empty ``TORCHINDUCTOR_CACHE_DIR`` and ``TRITON_CACHE_DIR`` (one pair
 per job and model, under the work dir); ``warm`` runs the same job again with what its cold run left there. The
-plain path and Swin-T compile nothing (nor does MLLA-T auto in jobs shorter than its counts); they run in both
-states too, so that the difference between their two runs shows what else a second run gains (files in the
-operating system's cache). Each successful run appends one line
-to the results CSV (:mod:`.results`): measure ``wall_<job>_<cold|warm>_s``, e.g. ``wall_demo1_cold_s``,
-``wall_train300_warm_s`` (the counts follow ``--iters`` and ``--test-images``), and one more per first iteration
-(``wall_first_step_cold_s``, ``wall_seg_first_step_cold_s``, ``wall_first_infer_cold_s``, ...). A job that fails
+plain path and Swin-T compile nothing (MLLA-T auto, in jobs shorter than its counts, only its Triton kernels, in
+seconds); they run in both states too, so that the difference between their two runs shows what else a second run
+gains (files in the operating system's cache). Each successful run appends one line to the results CSV
+(:mod:`.results`): measure ``wall_<job>_<cold|warm>_s``, e.g. ``wall_demo1_cold_s``, ``wall_train300_warm_s``
+(the counts follow ``--iters`` and ``--test-images``), and one more per first iteration (``wall_first_step_cold_s``,
+``wall_seg_first_step_cold_s``, ``wall_first_infer_cold_s``, ...). A job that fails
 or runs past ``--timeout`` writes no line of its own (one past its time still writes the lines of first iterations
 that ended); the tail of its log is printed, the rest go on, and the exit status is 1.
 ``tools/analysis/wall_time.py`` is its command line.

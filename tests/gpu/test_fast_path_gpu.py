@@ -120,9 +120,10 @@ def test_backbone_auto_uses_fast_path_and_agrees(dtype, compile_stages, whole):
 
 
 def test_auto_inference_compiles_after_the_given_number_of_images():
-    """``compile_inference_after=3``: the first 4 images (two batches of 2) run plain and compile nothing; the next
-    batch takes the compiled path, and agrees with the plain one. Training counts its own images
-    (``compile_training_after``)."""
+    """``compile_inference_after=3``: the first 4 images (two batches of 2) run uncompiled (the fast path's functions
+    with the Triton kernels) and compile nothing; the next batch takes the compiled path. Both agree with the plain
+    path (within 2e-3: cuDNN's float32 convolutions use TF32 by default, the Triton kernels do not). Training
+    counts its own images (``compile_training_after``)."""
     arch = dict(embed_dims=64, depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 16])
     compiling.reset()
     torch.manual_seed(0)
@@ -133,18 +134,18 @@ def test_auto_inference_compiles_after_the_given_number_of_images():
     x = torch.randn(2, 3, 128, 160, device='cuda')
     with torch.no_grad():
         for _ in range(2):
-            assert all(rel(a.double(), p.double()) < 1e-6 for a, p in zip(auto(x), plain(x)))
-        assert not compiling.COMPILED and auto.plain_images == {'inference': 4}
+            assert all(rel(a.double(), p.double()) < 2e-3 for a, p in zip(auto(x), plain(x)))
+        assert not compiling.COMPILED and auto.uncompiled_images == {'inference': 4}
         outs_f, outs_p = auto(x), plain(x)
-    assert ('backbone', True) in compiling.COMPILED and auto.plain_images == {'inference': 4}
+    assert ('backbone', True) in compiling.COMPILED and auto.uncompiled_images == {'inference': 4}
     assert all(rel(f.double(), p.double()) < 2e-3 for f, p in zip(outs_f, outs_p))
     compiling.reset()
     training = MLLA(arch, attn_impl='auto', drop_path_rate=0.,
                     fast_cfg=dict(STRICT, compile_inference_after=None, compile_training_after=2)).cuda().train()
     sum(o.mean() for o in training(x)).backward()
-    assert not compiling.COMPILED and training.plain_images == {'training': 2}
+    assert not compiling.COMPILED and training.uncompiled_images == {'training': 2}
     sum(o.mean() for o in training(x)).backward()
-    assert compiling.COMPILED and training.plain_images == {'training': 2}  # the backbone, or its stages
+    assert compiling.COMPILED and training.uncompiled_images == {'training': 2}  # the backbone, or its stages
 
 
 def test_fp16_large_activations_stay_finite():

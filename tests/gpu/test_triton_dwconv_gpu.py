@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from mlla_mm.models.fast import triton_dwconv
+from mlla_mm.models.fast import runner
 from mlla_mm.models.fast.dwconv import dwconv3x3_tokens
+from mlla_mm.models.layers import PatchMerging
 
 pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() and triton_dwconv.available()),
                                 reason='needs CUDA and Triton')
@@ -64,3 +66,27 @@ def test_operator_runs_triton_only_when_asked(monkeypatch):
     with_triton = dwconv3x3_tokens(x, w, b, 30, 20, use_triton=True)
     torch.testing.assert_close(with_triton, triton_dwconv.dwconv3x3(x, w, b, 30, 20), rtol=0, atol=0)
     torch.testing.assert_close(dwconv3x3_tokens(x, w, b, 30, 20), with_triton, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16], ids=['fp32', 'fp16'])
+def test_patch_merging_through_triton_matches_the_module(dtype, monkeypatch):
+    """The patch merging with its stride-2 depthwise convolution through the Triton kernels (the stride-1 kernels
+    read at even positions) against the module on cuDNN: outputs and gradients, float32 and fp16 autocast."""
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
+    torch.manual_seed(0)
+    module = PatchMerging(64).cuda().train()
+    copy = PatchMerging(64).cuda().train()
+    copy.load_state_dict(module.state_dict())
+    x = torch.randn(2, 64, 50, 84, device='cuda').contiguous(memory_format=torch.channels_last)
+    outs, grads = [], []
+    for merging, convs in ((module, module.conv), (copy, lambda image: runner.merging_convs(copy, image))):
+        image = x.clone().requires_grad_(True)
+        with torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):
+            out = convs(image)
+        out.float().square().mean().backward()
+        outs.append(out.float())
+        grads.append([image.grad] + [p.grad for p in merging.parameters()])
+    limit = 1e-4 if dtype == torch.float32 else 2e-2
+    assert rel(outs[1], outs[0].double()) < limit
+    for got, want in zip(grads[1], grads[0]):
+        assert rel(got.float(), want.double()) < limit

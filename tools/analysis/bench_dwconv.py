@@ -5,7 +5,7 @@
 Each piece (forward without the bias, which the fast path adds outside the operator; backward = input and weight
 gradients) is captured in a CUDA graph and replayed, so the times are GPU time without Python's launch overhead
 (which the fast path's CUDA graphs remove too). cuDNN runs on the channels-last view of the tokens, as the fast
-path's operator does by default (MLLA ``triton_dwconv=False``).
+path's operator does with MLLA ``fast_cfg=dict(triton_dwconv=False)``.
 ``--sweep`` also tries other tile sizes of the Triton kernels.
 """
 import argparse

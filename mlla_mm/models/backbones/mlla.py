@@ -62,9 +62,10 @@ class MLLA(BaseModule):
             Defaults to False.
         attn_impl (str): How the backbone computes, chosen once per forward: ``'plain'`` (module by module: the
             reference), ``'fast'`` (:mod:`mlla_mm.models.fast`: each block as one fused function, compiled by
-            ``torch.compile`` on CUDA and replayed as CUDA graphs, eager elsewhere), or ``'auto'``: fast for CUDA
-            inputs once the model has run its first images plain (``compile_training_after``,
-            ``compile_inference_after``; counted per process, not saved), plain otherwise. The weights and
+            ``torch.compile`` on CUDA and replayed as CUDA graphs, eager elsewhere), or ``'auto'``: for CUDA
+            inputs, the fast path's functions uncompiled (with the Triton kernels; plain without them) for the
+            model's first images (``compile_training_after``, ``compile_inference_after``; counted per process,
+            not saved), then the compiled fast path; plain for other inputs. The weights and
             state-dict keys are the same. The fast path has no dropout: training with ``drop_rate > 0`` runs plain.
             It compiles when it first meets a shape and dtype, minutes on a cold cache (Inductor keeps it in
             ``TORCHINDUCTOR_CACHE_DIR``). Defaults to ``'auto'``.
@@ -73,8 +74,9 @@ class MLLA(BaseModule):
             - ``cuda_graphs`` (True): replay the compiled kernels as CUDA graphs, which removes the kernel-launch
               overhead that otherwise bounds a fast GPU. Off with ``with_cp``. Gradient accumulation over steps
               (no ``zero_grad`` in between) is supported.
-            - ``triton_dwconv`` (False): the blocks' 3x3 depthwise convolutions through this project's Triton
-              kernels (:mod:`mlla_mm.models.fast.triton_dwconv`) instead of cuDNN.
+            - ``triton_dwconv`` (True): the 3x3 depthwise convolutions (blocks and patch mergings) through this
+              project's Triton kernels (:mod:`mlla_mm.models.fast.triton_dwconv`) on CUDA instead of cuDNN, which
+              sets them up again for every new image size.
             - ``compile_convs`` (False): the convolutions of the stem and the patch merging compiled (their
               BatchNorms and activations fuse), where the backbone is not compiled whole.
             - ``compile_stages`` (``'all'``): each stage's blocks as one compiled call, the block a nested compile
@@ -85,9 +87,9 @@ class MLLA(BaseModule):
               compiled call, for inputs whose sides are multiples of 32 (mmdet pads its batches to those, mmseg
               its training crops), without ``with_cp``; other inputs run stage by stage.
             - ``compile`` (True): False runs the fused functions eagerly, without ``torch.compile``.
-            - ``compile_training_after`` (5000): with ``attn_impl='auto'``, training (with gradients) runs on the
-              plain path for this many images, then on the fast path, so that a short job never waits for the
-              compile (docs/fast_path.md). 0 compiles at once, None never. ``'fast'`` compiles at once.
+            - ``compile_training_after`` (5000): with ``attn_impl='auto'``, training (with gradients) runs
+              uncompiled for this many images, then on the compiled fast path, so that a short job never waits for
+              the compile (docs/fast_path.md). 0 compiles at once, None never. ``'fast'`` compiles at once.
             - ``compile_inference_after`` (2000): the same for inference (no gradients).
             - ``strict`` (False): a compiler failure raises instead of falling back to a slower path (tests).
 
@@ -142,8 +144,8 @@ class MLLA(BaseModule):
             raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
         self.attn_impl = attn_impl
         self.fast_cfg = fast.check_fast_cfg(fast_cfg)
-        # images run plain with attn_impl='auto', per kind of forward (see _takes_fast_path)
-        self.plain_images: Dict[str, int] = {}
+        # images run before compiling with attn_impl='auto', per kind of forward (see _path)
+        self.uncompiled_images: Dict[str, int] = {}
         self.drop_rate = drop_rate
         self.with_cp = with_cp
 
@@ -272,8 +274,11 @@ class MLLA(BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(N, C, H, W)`` images -> one ``(N, C_i, H_i, W_i)`` map per index of ``out_indices`` (stride 4 * 2^i)."""
         self._check_input(x)
-        if self._takes_fast_path(x):
+        path = self._path(x)
+        if path == 'fast':
             return fast.forward_backbone(self, x, self.fast_cfg)
+        if path == 'uncompiled':
+            return fast.forward_backbone(self, x, {**self.fast_cfg, 'compile': False, 'cuda_graphs': False})
         if x.dtype in (torch.float16, torch.bfloat16) and not torch.is_autocast_enabled(x.device.type):
             # RoPE's tables are float32, as in the official model, and would meet half-precision values in a matmul
             raise ValueError(f'MLLA got a {x.dtype} model and input outside autocast, which its plain path does not '
@@ -287,33 +292,38 @@ class MLLA(BaseModule):
                 outs.append(self.output_map(i, out, out_shape))
         return tuple(outs)
 
-    def _takes_fast_path(self, x: torch.Tensor) -> bool:
-        """``attn_impl`` for ``x``: ``'auto'`` takes the fast path for CUDA inputs once
-        ``fast_cfg['compile_training_after']`` images (with gradients) or ``fast_cfg['compile_inference_after']``
-        images (without) have run plain, counted in :attr:`plain_images` per kind of forward: training and
-        inference, batches of one image apart (they compile graphs of their own). The fast path has no dropout;
-        half-precision weights outside autocast, which the plain path does not run, take it at once."""
+    def _path(self, x: torch.Tensor) -> str:
+        """How the forward of ``x`` runs: ``'plain'``, ``'fast'``, or ``'uncompiled'`` (the fast path's functions
+        without compiling them, with its Triton kernels).
+
+        ``'auto'`` takes the fast path for CUDA inputs once ``fast_cfg['compile_training_after']`` images (with
+        gradients) or ``fast_cfg['compile_inference_after']`` images (without) have run uncompiled, counted in
+        :attr:`uncompiled_images` per kind of forward: training and inference, batches of one image apart (they
+        compile graphs of their own). Until then it runs ``'uncompiled'`` where the Triton kernels run
+        (``triton_dwconv``), since cuDNN sets its depthwise convolutions up again, for seconds, at every new image
+        size; plain otherwise. The fast path has no dropout; half-precision weights outside autocast, which the
+        plain path does not run, take it at once."""
         if self.training and self.drop_rate > 0:
-            return False
+            return 'plain'
         if self.attn_impl != 'auto':
-            return self.attn_impl == 'fast'
+            return self.attn_impl
         if not x.is_cuda:
-            return False
+            return 'plain'
         if torch.compiler.is_compiling() or (x.dtype in (torch.float16, torch.bfloat16)
                                              and not torch.is_autocast_enabled(x.device.type)):
-            return True  # under the caller's torch.compile, a changing count would recompile at every step
+            return 'fast'  # under the caller's torch.compile, a changing count would recompile at every step
         mode = 'training' if torch.is_grad_enabled() else 'inference'
         after = self.fast_cfg[f'compile_{mode}_after']
         kind = mode + (', batches of one' if x.shape[0] == 1 else '')
-        seen = self.plain_images.get(kind, 0)
+        seen = self.uncompiled_images.get(kind, 0)
         if after is not None and seen >= after:
-            return True
-        self.plain_images[kind] = seen + x.shape[0]
-        if after is not None and self.plain_images[kind] >= after:
-            print_log(f'MLLA: {self.plain_images[kind]} images ({kind}) have run on the plain path '
-                      f'(fast_cfg compile_{mode}_after={after}); the next ones take the fast path',
+            return 'fast'
+        self.uncompiled_images[kind] = seen + x.shape[0]
+        if after is not None and self.uncompiled_images[kind] >= after:
+            print_log(f'MLLA: {self.uncompiled_images[kind]} images ({kind}) have run uncompiled '
+                      f'(fast_cfg compile_{mode}_after={after}); the next ones take the compiled fast path',
                       logger='current')
-        return False
+        return 'uncompiled' if fast.has_triton_kernels(self.fast_cfg) else 'plain'
 
     def output_map(self, index: int, tokens: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """Stage ``index``'s ``(N, H*W, C)`` output tokens, layer-normed, as a contiguous ``(N, C, H, W)`` map."""

@@ -5,6 +5,6 @@ It depends on the reference (:mod:`mlla_mm.models.layers`), never the reverse: :
 chooses it, once per forward.
 """
 from .backbone import forward_backbone
-from .config import COMPILE_STAGES, FAST_CFG_DEFAULTS, check_fast_cfg
+from .config import COMPILE_STAGES, FAST_CFG_DEFAULTS, check_fast_cfg, has_triton_kernels
 
-__all__ = ['forward_backbone', 'check_fast_cfg', 'COMPILE_STAGES', 'FAST_CFG_DEFAULTS']
+__all__ = ['forward_backbone', 'check_fast_cfg', 'has_triton_kernels', 'COMPILE_STAGES', 'FAST_CFG_DEFAULTS']

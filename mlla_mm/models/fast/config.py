@@ -2,19 +2,21 @@
 from types import MappingProxyType
 from typing import Any, Dict, Mapping, Optional
 
+from . import triton_dwconv
+
 # compile_stages: each stage's blocks as one compiled call in training and inference ('all'), in training only
 # ('train'), or never (False: one compiled call per block).
 COMPILE_STAGES = ('all', 'train', False)
 
 FAST_CFG_DEFAULTS: Mapping[str, Any] = MappingProxyType(dict(
     cuda_graphs=True,  # replay the compiled kernels as CUDA graphs
-    triton_dwconv=False,  # the blocks' depthwise convolutions through this project's Triton kernels
+    triton_dwconv=True,  # the depthwise convolutions through this project's Triton kernels (CUDA)
     compile_convs=False,  # the stem's and the patch mergings' convolutions compiled (when not compiled whole)
     compile_stages='all',  # see COMPILE_STAGES
     compile_backbone=True,  # the whole backbone as one compiled call, for sides that are multiples of 32
     compile=True,  # False: the fused functions run eagerly, nothing is compiled
-    compile_training_after=5000,  # with attn_impl='auto': images trained on the plain path before compiling
-    compile_inference_after=2000,  # with attn_impl='auto': images inferred on the plain path before compiling
+    compile_training_after=5000,  # with attn_impl='auto': images trained uncompiled before compiling
+    compile_inference_after=2000,  # with attn_impl='auto': images inferred uncompiled before compiling
     strict=False,  # True: a compiler failure raises instead of falling back to a slower path
 ))
 
@@ -39,3 +41,9 @@ def check_fast_cfg(fast_cfg: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         elif not isinstance(value, bool):
             raise ValueError(f'fast_cfg: {key} must be True or False, got {value!r}')
     return cfg
+
+
+def has_triton_kernels(cfg: Mapping[str, Any]) -> bool:
+    """Whether the fast path with the options ``cfg`` runs its depthwise convolutions through the Triton kernels
+    (``triton_dwconv`` on and Triton installed; on CUDA inputs)."""
+    return bool(cfg['triton_dwconv']) and triton_dwconv.available()

@@ -16,7 +16,9 @@ gradient into a fused reduction.
 
 With ``use_triton`` (and Triton installed), the operator runs the kernels of :mod:`.triton_dwconv` on CUDA
 (forward, input and weight gradients), which stay close to memory bandwidth where cuDNN's depthwise kernels do
-not. Otherwise, and on the CPU, it is ``F.conv2d``.
+not, and which serve every image size at once, where cuDNN sets each depthwise convolution up again (for a large
+part of a second) at every new shape. Otherwise, and on the CPU, it is ``F.conv2d``. The patch merging's
+stride-2 convolution takes the same operator (:func:`dwconv3x3_stride2_tokens`).
 """
 from typing import Tuple
 
@@ -100,6 +102,16 @@ def _backward(ctx, grad):
 _dwconv3x3.register_autograd(_backward, setup_context=_setup_context)
 
 
+def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
+    """The inputs in autocast's dtype where autocast is on (as it casts the inputs of ``F.conv2d``), else the weights
+    in the tokens' dtype."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        return x.to(dtype), weight.to(dtype), bias.to(dtype)
+    return x, weight.to(x.dtype), bias.to(x.dtype)
+
+
 def dwconv3x3_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int, width: int,
                      use_triton: bool = False) -> torch.Tensor:
     """3x3 depthwise convolution (padding 1, ``weight`` ``(C, 1, 3, 3)``) of ``(B, H*W, C)`` tokens -> same shape.
@@ -107,10 +119,22 @@ def dwconv3x3_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
     ``use_triton``: on CUDA, this project's Triton kernels instead of cuDNN. Under autocast the inputs are cast to
     its dtype first, as autocast casts the inputs of ``F.conv2d``.
     """
-    device = x.device.type
-    if torch.is_autocast_enabled(device):
-        dtype = torch.get_autocast_dtype(device)
-        x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
-    else:
-        weight, bias = weight.to(x.dtype), bias.to(x.dtype)
+    x, weight, bias = _autocast_inputs(x, weight, bias)
     return _dwconv3x3(x.contiguous(), weight, height, width, use_triton) + bias
+
+
+def dwconv3x3_stride2_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int, width: int,
+                             use_triton: bool = False) -> torch.Tensor:
+    """3x3 depthwise convolution with stride 2 (padding 1) of ``(B, H*W, C)`` tokens on an even ``H x W`` grid ->
+    a ``(B, C, H/2, W/2)`` image (a channels-last view), as the patch merging's convolution computes it.
+
+    The stride-1 convolution's outputs at even rows and columns, which are exactly the stride-2 outputs: it does
+    four times the arithmetic, but runs the same kernels as the blocks, which a new image size does not make set up
+    again (cuDNN's depthwise convolutions are set up anew for every new shape).
+    """
+    if height % 2 or width % 2:
+        raise ValueError(f'dwconv3x3_stride2_tokens: the grid must have even sides, got {height}x{width}')
+    x, weight, bias = _autocast_inputs(x, weight, bias)
+    full = _dwconv3x3(x.contiguous(), weight, height, width, use_triton)
+    strided = full.view(x.shape[0], height, width, x.shape[-1])[:, ::2, ::2] + bias
+    return strided.permute(0, 3, 1, 2)

@@ -5,6 +5,7 @@ becomes a call of :func:`.functional_block.mlla_block` with its tensors, a stage
 the stem's and patch mergings' convolutions a compiled call where asked. Each compiled call falls back to a slower
 path should compiling fail (:func:`.compile.step_down`), unless ``strict``.
 """
+import functools
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -14,6 +15,8 @@ from timm.layers import DropPath
 from ..layers import MLLABlock, MLLAStage, PatchMerging, Stem
 from ..layers.layout import image_to_tokens, tokens_to_image
 from . import compile as compiling
+from .config import has_triton_kernels
+from .dwconv import dwconv3x3_stride2_tokens
 from .functional_block import BLOCK_DIAGONAL_MAX_WIDTH, mlla_block, rope_cos_sin
 
 # What the announcement names for the graphs compiled once per stage width
@@ -186,9 +189,23 @@ def run_stem(stem: Stem, x: torch.Tensor, cfg: dict) -> Tuple[torch.Tensor, Tupl
     return image_to_tokens(x), tuple(x.shape[-2:])
 
 
+def merging_convs(merging: PatchMerging, image: torch.Tensor) -> torch.Tensor:
+    """``merging.conv(image)`` with its stride-2 depthwise convolution through :func:`.dwconv.dwconv3x3_stride2_tokens`
+    and the Triton kernels where they run (see :mod:`.dwconv`): cuDNN would set that convolution up again for every
+    new image size. The 1x1 convolutions, activations and BatchNorm are the module's own."""
+    expand, depthwise, project = merging.conv
+    hidden = expand(image)
+    height, width = hidden.shape[-2:]
+    hidden = dwconv3x3_stride2_tokens(image_to_tokens(hidden), depthwise.conv.weight, depthwise.conv.bias, height,
+                                      width, use_triton=True)
+    return project(depthwise.act(hidden))
+
+
 def run_patch_merging(merging: PatchMerging, x: torch.Tensor, hw_shape: Tuple[int, int],
                       cfg: dict) -> Tuple[torch.Tensor, Tuple[int, int]]:
-    """``merging(x, hw_shape)``, its convolutions through :func:`run_convs` (padded outside, as in :func:`run_stem`)."""
+    """``merging(x, hw_shape)``, its convolutions through :func:`run_convs` (padded outside, as in :func:`run_stem`),
+    with ``triton_dwconv`` (and Triton installed) as :func:`merging_convs`."""
     x, hw_shape = merging.pad(x, hw_shape)
-    x = run_convs(merging.conv, tokens_to_image(x, hw_shape), cfg)
+    convs = functools.partial(merging_convs, merging) if has_triton_kernels(cfg) else merging.conv
+    x = run_convs(convs, tokens_to_image(x, hw_shape), cfg)
     return image_to_tokens(x), tuple(x.shape[-2:])
