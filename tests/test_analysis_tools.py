@@ -1,5 +1,6 @@
 """On the CPU: tools/analysis/ (get_flops.py, benchmark.py and the library under it, step_phases.py,
-profile_step.py) and tools/demo.py. The GPU's measurements are mocked where a test checks what is done with them."""
+profile_step.py, new_sizes.py) and tools/demo.py. The GPU's measurements are mocked where a test checks what is done
+with them."""
 import csv
 import datetime
 import json
@@ -534,3 +535,49 @@ def test_flops_count_the_matmul_resize_heads_as_mmseg_heads():
     theirs.model.decode_head.type, theirs.model.auxiliary_head.type = 'UPerHead', 'FCNHead'
     counts = [complexity.count_complexity(cfg, shape=(128, 256)) for cfg in (ours, theirs)]
     assert counts[0]['flops'] == counts[1]['flops'] and counts[0]['params'] == counts[1]['params']
+
+
+@pytest.mark.slow
+def test_new_sizes_times_each_row_over_its_sizes(tmp_path):
+    """tools/analysis/new_sizes.py end to end on the CPU: each row steps through the sizes, its three measures go
+    to the results CSV with the sizes in the input column; 'auto' rows count their images as configured."""
+    tool = load_tool('tools/analysis/new_sizes.py')
+    results = tmp_path / 'sizes.csv'
+    out = tool.main(['--cpu', '--peers', 'mlla', '--attn-impl', 'plain', 'auto', '--sizes', '64x96', '96x64',
+                     '64x96', '--repeats', '2', '--batch', '1', '--results', str(results)])
+    rows = out['rows']
+    assert [row['model'] for row in rows] == ['MLLA-T plain', 'MLLA-T auto']
+    for row in rows:
+        assert row['new_sizes'] == 2 and row['seen_steps'] == 4, 'two new sizes; one repeat each, then 2 seen steps'
+        assert row['first_size_step_s'] > 0 and row['new_size_step_s'] > 0 and row['seen_size_step_ms'] > 0
+    lines = read_results(results)[1:]
+    assert [(line[5], line[6], line[8]) for line in lines] == [
+        (model, '1x3 at 2 sizes 64x96-96x64', measure) for model in ('MLLA-T plain', 'MLLA-T auto')
+        for measure in ('first_size_step_s', 'new_size_step_s', 'seen_size_step_ms')]
+
+
+def test_new_sizes_checks_and_summaries():
+    from mlla_mm import MLLA
+    from mlla_mm.analysis import new_sizes
+    from mlla_mm.analysis.rows import Row, mlla_kwargs
+    from mlla_mm.models.fast import FAST_CFG_DEFAULTS
+    defaults = (FAST_CFG_DEFAULTS['compile_training_after'], FAST_CFG_DEFAULTS['compile_inference_after'])
+    assert new_sizes.parse_sizes(['800x1344', '512X864']) == [(800, 1344), (512, 864)]
+    for bad, message in ((['800x'], "'800x' is not HEIGHTxWIDTH"), (['0x5', '5x5'], "'0x5'"),
+                         (['64x64', '64x64'], 'at least two different sizes')):
+        with pytest.raises(ValueError, match=message):
+            new_sizes.parse_sizes(bad)
+    a, b = (8, 8), (16, 16)
+    steps = [(a, True, 5.0), (a, False, 0.1), (b, True, 2.0), (b, False, 0.3), (a, False, 0.2)]
+    assert new_sizes.summarise(steps) == dict(first_size_step_s=5.0, new_size_step_s=2.0, seen_size_step_ms=200.0,
+                                              new_sizes=2, seen_steps=3)
+    with pytest.raises(ValueError, match='a size seen twice'):
+        new_sizes.summarise([(a, True, 5.0), (b, True, 2.0)])
+    # benchmark rows of 'auto' compile at once; here they run as users get them, unless --fast-cfg says otherwise
+    auto = MLLA(**mlla_kwargs(Row('mlla', 'auto')))
+    assert auto.fast_cfg['compile_training_after'] == 0
+    new_sizes.as_users_get_it(auto, [{}])
+    assert (auto.fast_cfg['compile_training_after'], auto.fast_cfg['compile_inference_after']) == defaults
+    given = MLLA(**mlla_kwargs(Row('mlla', 'auto', dict(compile_training_after=0))))
+    new_sizes.as_users_get_it(given, [dict(compile_training_after=0)])
+    assert (given.fast_cfg['compile_training_after'], given.fast_cfg['compile_inference_after']) == (0, defaults[1])
