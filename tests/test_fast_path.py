@@ -322,7 +322,7 @@ def test_stride2_dwconv_is_the_stride1_convolution_at_even_positions():
         dwconv3x3_stride2_tokens(x[:, :50], weight, bias, 5, 10)
 
 
-def test_patch_merging_with_the_tokens_operator_matches_the_module():
+def test_patch_merging_with_the_tokens_operator_matches_the_module(monkeypatch):
     """:func:`runner.merging_convs` (the stride-2 convolution through the tokens operator, which the Triton kernels
     run on CUDA) gives the module's outputs, gradients and BatchNorm statistics."""
     from mlla_mm.models.layers import PatchMerging
@@ -331,7 +331,8 @@ def test_patch_merging_with_the_tokens_operator_matches_the_module():
     copy = PatchMerging(8).double().train()
     copy.load_state_dict(module.state_dict())
     x = torch.randn(2, 8, 6, 10, dtype=torch.float64, requires_grad=True)
-    expected, got = module.conv(x), runner.merging_convs(copy, x)
+    merging_convs = runner.merging_convs
+    expected, got = module.conv(x), merging_convs(copy, x)
     torch.testing.assert_close(got, expected)
     grad = torch.randn_like(expected)
     torch.testing.assert_close(torch.autograd.grad(got, [x, *copy.parameters()], grad),
@@ -339,10 +340,44 @@ def test_patch_merging_with_the_tokens_operator_matches_the_module():
     torch.testing.assert_close(copy.state_dict(), module.state_dict())  # running statistics moved alike
     cfg = fast.check_fast_cfg(dict(compile=False))
     tokens = image_to_tokens(x.detach())
+    calls = []
+    monkeypatch.setattr(runner, 'merging_convs', lambda *args: calls.append(args) or merging_convs(*args))
     for triton_dwconv in (True, False):  # the runner's choice between the two
         out, hw = runner.run_patch_merging(module, tokens, (6, 10), {**cfg, 'triton_dwconv': triton_dwconv})
-        assert hw == (3, 5)
+        assert hw == (3, 5) and len(calls) == 1, 'merging_convs with triton_dwconv only'
         torch.testing.assert_close(out, image_to_tokens(expected.detach()))
+
+
+def test_kernels_that_fail_give_way_to_conv2d(monkeypatch):
+    """Should the Triton kernels fail to build or run, the operator warns once and convolves with ``F.conv2d`` from
+    then on (forward and backward); running out of memory is no such failure. The CUDA implementations are called
+    here with CPU tensors, where ``F.conv2d`` runs the same."""
+    from mlla_mm.models.fast import dwconv, triton_dwconv
+    monkeypatch.setattr(triton_dwconv, 'GIVEN_UP', [])
+    monkeypatch.setattr(triton_dwconv, 'triton', object())  # installed, as far as available() can tell
+    torch.manual_seed(0)
+    x, weight, grad = torch.randn(2, 5 * 7, 8), torch.randn(8, 1, 3, 3), torch.randn(2, 5 * 7, 8)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError('CUDA out of memory')
+    monkeypatch.setattr(triton_dwconv, 'dwconv3x3', out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        dwconv._dwconv3x3_cuda(x, weight, 5, 7, True)
+    assert triton_dwconv.available()
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError('Failed to find C compiler')
+    monkeypatch.setattr(triton_dwconv, 'dwconv3x3', no_compiler)
+    with pytest.warns(UserWarning, match="Failed to find C compiler.*cuDNN's convolutions run instead"):
+        out = dwconv._dwconv3x3_cuda(x, weight, 5, 7, True)
+    torch.testing.assert_close(out, dwconv._dwconv3x3_default(x, weight, 5, 7))
+    assert not triton_dwconv.available() and len(triton_dwconv.GIVEN_UP) == 1
+    torch.testing.assert_close(dwconv._dwconv3x3_backward_cuda(grad, x, weight, 5, 7, True),
+                               dwconv._dwconv3x3_backward_default(grad, x, weight, 5, 7))
+    monkeypatch.setattr(triton_dwconv, 'GIVEN_UP', [])
+    with pytest.warns(UserWarning, match='Failed to find C compiler'):
+        grads = dwconv._dwconv3x3_backward_cuda(grad, x, weight, 5, 7, True)
+    torch.testing.assert_close(grads, dwconv._dwconv3x3_backward_default(grad, x, weight, 5, 7))
 
 
 def test_written_out_layer_norm_equals_f_layer_norm():
@@ -741,39 +776,36 @@ def test_fast_cfg_defaults_and_is_not_shared():
 
 
 class _CudaBatch:
-    """Stands for a CUDA batch of ``n`` images: the choice of path reads only its device, dtype and batch size."""
+    """Stands for a CUDA batch of ``n`` images of ``size``: the choice of path reads only its device, dtype and
+    shape."""
     is_cuda = True
     device = torch.device('cuda')
 
-    def __init__(self, n: int, dtype: torch.dtype = torch.float32):
-        self.shape, self.dtype = (n, 3, 64, 64), dtype
+    def __init__(self, n: int, dtype: torch.dtype = torch.float32, size=(64, 64)):
+        self.shape, self.dtype = (n, 3, *size), dtype
 
 
 def test_auto_runs_uncompiled_for_the_first_images_of_each_kind_of_call(monkeypatch):
     """``'auto'``: uncompiled until ``compile_training_after`` images have trained (with gradients) and
     ``compile_inference_after`` images have been inferred (without), each counted on its own and batches of one
-    image apart from larger ones (they compile graphs of their own); ``None`` never, 0 at once. Uncompiled is the
-    fast path's functions with the Triton kernels, or the plain path without them."""
+    image apart from larger ones (they compile graphs of their own); ``None`` never, 0 at once."""
     messages = []
     monkeypatch.setattr(mlla_module, 'print_log', lambda msg, logger=None: messages.append(msg))
     monkeypatch.setattr(fast.config.triton_dwconv, 'available', lambda: True)
     model = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=3, compile_inference_after=5))
-    assert [model._path(_CudaBatch(2)) for _ in range(4)] == ['uncompiled', 'uncompiled', 'fast', 'fast']
+    assert [model._path(_CudaBatch(2)) != 'fast' for _ in range(2)] == [True, True]
+    assert [model._path(_CudaBatch(2)) for _ in range(2)] == ['fast', 'fast']
     assert model.uncompiled_images == {'training': 4}
     assert messages == ['MLLA: 4 images (training) have run uncompiled (fast_cfg compile_training_after=3); '
                         'the next ones take the compiled fast path'], 'said once, when the count is reached'
-    assert [model._path(_CudaBatch(1)) for _ in range(4)] == ['uncompiled'] * 3 + ['fast'], \
+    assert [model._path(_CudaBatch(1)) != 'fast' for _ in range(4)] == [True] * 3 + [False], \
         'a last batch of one image is not compiled for because larger batches were'
     with torch.no_grad():
-        assert [model._path(_CudaBatch(4)) for _ in range(3)] == ['uncompiled', 'uncompiled', 'fast']
-        assert model._path(_CudaBatch(1)) == 'uncompiled'
+        assert [model._path(_CudaBatch(4)) != 'fast' for _ in range(3)] == [True, True, False]
+        assert model._path(_CudaBatch(1)) != 'fast'
     assert model.uncompiled_images == {'training': 4, 'training, batches of one': 3,
                                        'inference': 8, 'inference, batches of one': 1}
     assert model._path(torch.zeros(8, 3, 64, 64)) == 'plain', 'CPU inputs always run plain'
-    without_kernels = MLLA('tiny', attn_impl='auto', fast_cfg=dict(triton_dwconv=False))
-    assert without_kernels._path(_CudaBatch(2)) == 'plain'
-    monkeypatch.setattr(fast.config.triton_dwconv, 'available', lambda: False)
-    assert MLLA('tiny', attn_impl='auto')._path(_CudaBatch(2)) == 'plain', 'without Triton: plain'
     never = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=None))
     assert not any(never._path(_CudaBatch(1000)) == 'fast' for _ in range(20))
     at_once = MLLA('tiny', attn_impl='auto', fast_cfg=dict(compile_training_after=0))
@@ -793,7 +825,28 @@ def test_auto_runs_uncompiled_for_the_first_images_of_each_kind_of_call(monkeypa
         'half-precision weights outside autocast, which the plain path does not run, take the fast path at once'
 
 
-def test_uncompiled_forward_compiles_nothing_and_matches_plain(fresh_fast_path):
+def test_auto_runs_plain_while_sizes_repeat_and_the_triton_kernels_once_they_vary(monkeypatch):
+    """Before compiling, ``'auto'`` runs plain while a kind of forward has met one image size (plain is the quicker
+    at a size seen before), and the fast path's functions with the Triton kernels from the second size on (cuDNN
+    sets its depthwise convolutions up again at every new size); plain without the kernels."""
+    monkeypatch.setattr(fast.config.triton_dwconv, 'available', lambda: True)
+    model = MLLA('tiny', attn_impl='auto')
+    a, b = dict(size=(64, 96)), dict(size=(96, 64))
+    assert [model._path(_CudaBatch(2, **a)) for _ in range(3)] == ['plain'] * 3
+    assert [model._path(_CudaBatch(2, **size)) for size in (b, a, b)] == ['uncompiled'] * 3
+    assert model._path(_CudaBatch(1, **a)) == 'plain', 'batches of one count their own sizes'
+    with torch.no_grad():
+        assert model._path(_CudaBatch(2, **a)) == 'plain', 'so does inference'
+    assert model.uncompiled_sizes == {'training': {(64, 96), (96, 64)}, 'training, batches of one': {(64, 96)},
+                                      'inference': {(64, 96)}}
+    without_kernels = MLLA('tiny', attn_impl='auto', fast_cfg=dict(triton_dwconv=False))
+    assert [without_kernels._path(_CudaBatch(2, **size)) for size in (a, b, a)] == ['plain'] * 3
+    monkeypatch.setattr(fast.config.triton_dwconv, 'available', lambda: False)
+    no_triton = MLLA('tiny', attn_impl='auto')
+    assert [no_triton._path(_CudaBatch(2, **size)) for size in (a, b, a)] == ['plain'] * 3, 'without Triton'
+
+
+def test_uncompiled_forward_compiles_nothing_and_matches_plain(fresh_fast_path, monkeypatch):
     """The ``'uncompiled'`` forward of ``'auto'`` (its first images): the fast path's functions, not compiled even
     where compiling is on, with the plain path's outputs and gradients."""
     arch = dict(embed_dims=16, depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8])
@@ -802,8 +855,13 @@ def test_uncompiled_forward_compiles_nothing_and_matches_plain(fresh_fast_path):
     auto = MLLA(arch, attn_impl='auto', drop_path_rate=0.).double().train()
     auto.load_state_dict(plain.state_dict())
     auto._path = lambda x: 'uncompiled'
+    cfgs = []
+    forward_backbone = fast.forward_backbone
+    monkeypatch.setattr(fast, 'forward_backbone', lambda model, x, cfg: cfgs.append(cfg) or
+                        forward_backbone(model, x, cfg))
     x = torch.randn(2, 3, 64, 96, dtype=torch.float64)
     outs_p, outs_u = plain(x), auto(x)
+    assert [(cfg['compile'], cfg['cuda_graphs']) for cfg in cfgs] == [(False, False)], 'the fast path, uncompiled'
     assert not compiling.COMPILED
     for u, p in zip(outs_u, outs_p):
         torch.testing.assert_close(u, p)
@@ -840,10 +898,10 @@ def test_compiled_stages_leave_the_blocks_path_where_they_do_not_compile(monkeyp
 
 def test_fast_kernel_options_keep_the_cpu_result():
     """``triton_dwconv`` / ``compile_convs`` select CUDA implementations only: on the CPU the backbone's output
-    stays bit for bit that of the default."""
+    stays bit for bit that without them."""
     arch = dict(embed_dims=32, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8])
     torch.manual_seed(0)
-    default = MLLA(arch, attn_impl='fast').eval()
+    default = MLLA(arch, attn_impl='fast', fast_cfg=dict(triton_dwconv=False)).eval()
     options = MLLA(arch, attn_impl='fast', fast_cfg=dict(triton_dwconv=True, compile_convs=True)).eval()
     options.load_state_dict(default.state_dict())
     x = torch.randn(1, 3, 70, 90)

@@ -17,7 +17,7 @@ full_width = 256  # the COCO config's neck and head widths
 model = dict(
     # The plain blocks, as measured: for a job of minutes the fast path's compile (minutes on a cold Inductor
     # cache) would cost about what it saves. 'fast' compiles at the first step; 'auto' would compile once its
-    # first images have run plain (fast_cfg compile_training_after), late in this job.
+    # first images have run uncompiled (fast_cfg compile_training_after), late in this job.
     backbone=dict(attn_impl='plain'),
     neck=dict(out_channels=full_width),
     rpn_head=dict(in_channels=full_width, feat_channels=full_width),

@@ -120,10 +120,10 @@ def test_backbone_auto_uses_fast_path_and_agrees(dtype, compile_stages, whole):
 
 
 def test_auto_inference_compiles_after_the_given_number_of_images():
-    """``compile_inference_after=3``: the first 4 images (two batches of 2) run uncompiled (the fast path's functions
-    with the Triton kernels) and compile nothing; the next batch takes the compiled path. Both agree with the plain
-    path (within 2e-3: cuDNN's float32 convolutions use TF32 by default, the Triton kernels do not). Training
-    counts its own images (``compile_training_after``)."""
+    """``compile_inference_after=3``: the first 4 images (two batches of 2) run uncompiled and compile nothing: the
+    first batch plain, the second, of another size, through the fast path's functions with the Triton kernels. The
+    next batch takes the compiled path. All agree with the plain path (within 2e-3: cuDNN's float32 convolutions use
+    TF32 by default, the Triton kernels do not). Training counts its own images (``compile_training_after``)."""
     arch = dict(embed_dims=64, depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 16])
     compiling.reset()
     torch.manual_seed(0)
@@ -131,21 +131,50 @@ def test_auto_inference_compiles_after_the_given_number_of_images():
     auto = MLLA(arch, attn_impl='auto', drop_path_rate=0.,
                 fast_cfg=dict(STRICT, compile_inference_after=3)).cuda().eval()
     auto.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 128, 160, device='cuda')
+    xs = [torch.randn(2, 3, 128, 160, device='cuda'), torch.randn(2, 3, 160, 128, device='cuda')]
     with torch.no_grad():
-        for _ in range(2):
+        assert [auto._path(x) for x in xs] == ['plain', 'uncompiled']
+        auto.uncompiled_images.clear()
+        auto.uncompiled_sizes.clear()
+        for x in xs:
             assert all(rel(a.double(), p.double()) < 2e-3 for a, p in zip(auto(x), plain(x)))
         assert not compiling.COMPILED and auto.uncompiled_images == {'inference': 4}
-        outs_f, outs_p = auto(x), plain(x)
+        outs_f, outs_p = auto(xs[0]), plain(xs[0])
     assert ('backbone', True) in compiling.COMPILED and auto.uncompiled_images == {'inference': 4}
     assert all(rel(f.double(), p.double()) < 2e-3 for f, p in zip(outs_f, outs_p))
     compiling.reset()
     training = MLLA(arch, attn_impl='auto', drop_path_rate=0.,
                     fast_cfg=dict(STRICT, compile_inference_after=None, compile_training_after=2)).cuda().train()
-    sum(o.mean() for o in training(x)).backward()
+    sum(o.mean() for o in training(xs[0])).backward()
     assert not compiling.COMPILED and training.uncompiled_images == {'training': 2}
-    sum(o.mean() for o in training(x)).backward()
+    sum(o.mean() for o in training(xs[0])).backward()
     assert compiling.COMPILED and training.uncompiled_images == {'training': 2}  # the backbone, or its stages
+
+
+def test_auto_trains_uncompiled_with_the_triton_kernels_as_plain_does():
+    """A training step of ``'auto'`` at a second image size (the fast path's functions uncompiled, with the Triton
+    kernels in the blocks and patch mergings) against the plain path's under fp16 autocast: outputs and the stem's
+    weight gradient (which every later layer's backward reaches) within 2e-2, nothing compiled."""
+    arch = dict(embed_dims=64, depths=[1, 2, 1, 1], num_heads=[2, 4, 8, 16])
+    compiling.reset()
+    torch.manual_seed(0)
+    plain = MLLA(arch, attn_impl='plain', drop_path_rate=0.).cuda().train()
+    auto = MLLA(arch, attn_impl='auto', drop_path_rate=0., fast_cfg=STRICT).cuda().train()
+    auto.load_state_dict(plain.state_dict())
+    auto.uncompiled_sizes['training'] = {(1, 1)}  # a size met before: the next one is new
+    x = torch.randn(2, 3, 192, 256, device='cuda')
+    assert auto._path(x) == 'uncompiled'
+    auto.uncompiled_images.clear()
+    outputs = {}
+    for name, model in (('plain', plain), ('auto', auto)):
+        with torch.autocast('cuda', dtype=torch.float16):
+            outs = model(x)
+        sum(o.float().square().mean() for o in outs).backward()
+        outputs[name] = [o.detach().float() for o in outs]
+    assert not compiling.COMPILED and auto.uncompiled_images == {'training': 2}
+    assert all(rel(a.double(), p.double()) < 2e-2 for a, p in zip(outputs['auto'], outputs['plain']))
+    grad_a, grad_p = auto.patch_embed.conv1.conv.weight.grad, plain.patch_embed.conv1.conv.weight.grad
+    assert rel(grad_a.double(), grad_p.double()) < 2e-2
 
 
 def test_fp16_large_activations_stay_finite():

@@ -17,7 +17,8 @@ gradient into a fused reduction.
 With ``use_triton`` (and Triton installed), the operator runs the kernels of :mod:`.triton_dwconv` on CUDA
 (forward, input and weight gradients), which stay close to memory bandwidth where cuDNN's depthwise kernels do
 not, and which serve every image size at once, where cuDNN sets each depthwise convolution up again (for a large
-part of a second) at every new shape. Otherwise, and on the CPU, it is ``F.conv2d``. The patch merging's
+part of a second) at every new shape. Otherwise, and on the CPU, it is ``F.conv2d``; should the kernels fail to build
+or run, it warns once and is ``F.conv2d`` from then on (:func:`.triton_dwconv.give_up`). The patch merging's
 stride-2 convolution takes the same operator (:func:`dwconv3x3_stride2_tokens`).
 """
 from typing import Tuple
@@ -44,11 +45,18 @@ def _dwconv3x3(x: torch.Tensor, weight: torch.Tensor, height: int, width: int, u
     return _dwconv3x3_default(x, weight, height, width)
 
 
-@_dwconv3x3.register_kernel('cuda')
-def _(x, weight, height, width, use_triton):
+def _dwconv3x3_cuda(x, weight, height, width, use_triton):
     if _triton_for(x, use_triton):
-        return triton_dwconv.dwconv3x3(x, weight, None, height, width)
+        try:
+            return triton_dwconv.dwconv3x3(x, weight, None, height, width)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - kernels that do not build or run: cuDNN instead
+            triton_dwconv.give_up(error)
     return _dwconv3x3_default(x, weight, height, width)
+
+
+_dwconv3x3.register_kernel('cuda')(_dwconv3x3_cuda)
 
 
 @_dwconv3x3.register_fake
@@ -71,14 +79,21 @@ def _dwconv3x3_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tenso
     return _dwconv3x3_backward_default(grad, x, weight, height, width)
 
 
-@_dwconv3x3_backward.register_kernel('cuda')
-def _(grad, x, weight, height, width, use_triton):
-    if not _triton_for(x, use_triton):
-        return _dwconv3x3_backward_default(grad, x, weight, height, width)
-    grad = grad.contiguous()
-    grad_x = triton_dwconv.dwconv3x3(grad, weight, None, height, width, mirror=True)
-    grad_weight, _ = triton_dwconv.dwconv3x3_weight_grad(grad, x, height, width)
-    return grad_x, grad_weight.to(weight.dtype)
+def _dwconv3x3_backward_cuda(grad, x, weight, height, width, use_triton):
+    if _triton_for(x, use_triton):
+        try:
+            grad = grad.contiguous()
+            grad_x = triton_dwconv.dwconv3x3(grad, weight, None, height, width, mirror=True)
+            grad_weight, _ = triton_dwconv.dwconv3x3_weight_grad(grad, x, height, width)
+            return grad_x, grad_weight.to(weight.dtype)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - kernels that do not build or run: cuDNN instead
+            triton_dwconv.give_up(error)
+    return _dwconv3x3_backward_default(grad, x, weight, height, width)
+
+
+_dwconv3x3_backward.register_kernel('cuda')(_dwconv3x3_backward_cuda)
 
 
 @_dwconv3x3_backward.register_fake

@@ -19,7 +19,8 @@ strip (three column shifts, mostly cache hits) instead of once per tap:
 Tested against ``F.conv2d`` on the CPU through Triton's interpreter (``TRITON_INTERPRET=1``,
 tests/test_triton_dwconv.py) and on the GPU (tests/gpu).
 """
-from typing import Optional, Tuple
+import warnings
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -41,8 +42,22 @@ NUM_STAGES = None  # Triton's default software pipelining
 _SHAPE_ARGS = ['height', 'width', 'col_blocks']
 
 
+# Why the kernels were given up in this process, if they were (:func:`give_up`)
+GIVEN_UP: List[str] = []
+
+
 def available() -> bool:
-    return triton is not None
+    """Triton is installed, and its kernels have not failed to build or run in this process."""
+    return triton is not None and not GIVEN_UP
+
+
+def give_up(error: Exception) -> None:
+    """After a failure to build or launch the kernels (a Triton that imports may still lack, e.g., a C compiler for
+    its launcher): warn once; from now on :func:`available` is False and cuDNN's convolutions run instead."""
+    if not GIVEN_UP:
+        warnings.warn(f'mlla_mm: the Triton depthwise-convolution kernels failed ({type(error).__name__}: {error}); '
+                      "cuDNN's convolutions run instead from now on")
+    GIVEN_UP.append(f'{type(error).__name__}: {error}')
 
 
 if triton is not None:
