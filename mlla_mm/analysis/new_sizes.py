@@ -20,7 +20,7 @@ import torch
 
 from .results import append_csv, machine
 from .rows import backbone_batch, model_batch
-from .timing import amp_tools, optimizer_maker, train_step
+from .timing import amp_tools, optimizer_maker, synchronize, train_step
 
 # two images at the sizes a multi-scale + crop detection pipeline pads its batches to, two of them again at the end
 DEFAULT_SIZES = ('800x1344', '736x1216', '640x1088', '512x864', '768x1024', '704x1312', '800x1344', '736x1216')
@@ -40,11 +40,6 @@ def parse_sizes(items: Sequence[str]) -> List[Tuple[int, int]]:
     return sizes
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def step_times(model, makers: Dict[Tuple[int, int], object], sizes: Sequence[Tuple[int, int]], repeats: int,
                device: torch.device, precision: str, optimizer=None) -> List[Tuple[Tuple[int, int], bool, float]]:
     """``(size, new, seconds)`` of every step: ``repeats`` steps at each size of ``sizes`` in order (``makers``: a
@@ -55,10 +50,10 @@ def step_times(model, makers: Dict[Tuple[int, int], object], sizes: Sequence[Tup
     for size in sizes:
         inputs = makers[size]()['train']
         for _ in range(repeats):
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             train_step(model, inputs, optimizer, scaler, autocast)
-            _sync(device)
+            synchronize(device)
             steps.append((size, size not in seen, time.perf_counter() - start))
             seen.add(size)
     return steps
@@ -104,18 +99,18 @@ def as_users_get_it(model, fast_cfgs: Sequence[Dict]) -> None:
             backbone.fast_cfg[key] = FAST_CFG_DEFAULTS[key]
 
 
-def measure_sizes(model, cfg, args, device: torch.device, precision: str, adamw_form: str) -> Dict:
-    """One row's measures (:func:`summarise`) over ``args.sizes`` with ``args.repeats`` steps each."""
-    sizes = parse_sizes(args.sizes)
+def measure_sizes(model, cfg, sizes: Sequence[Tuple[int, int]], batch: int, repeats: int, device: torch.device,
+                  precision: str, adamw_form: str) -> Dict:
+    """One row's measures (:func:`summarise`) over ``sizes`` with ``repeats`` steps each."""
     if cfg is None:
         torch.backends.cudnn.benchmark = False  # as mmdet's configs train: autotuning every new size costs more
-        makers = {size: backbone_batch(args.batch, size, device) for size in set(sizes)}
+        makers = {size: backbone_batch(batch, size, device) for size in set(sizes)}
     else:
         from ..apis.config import task_of
         preprocessor = model.data_preprocessor.to(device)
-        makers = {size: model_batch(task_of(cfg), preprocessor, args.batch, size, device) for size in set(sizes)}
+        makers = {size: model_batch(task_of(cfg), preprocessor, batch, size, device) for size in set(sizes)}
     optimizer = optimizer_maker(adamw_form, cfg)(model)
-    return summarise(step_times(model, makers, sizes, args.repeats, device, precision, optimizer))
+    return summarise(step_times(model, makers, sizes, repeats, device, precision, optimizer))
 
 
 def print_row(row: Dict) -> None:
@@ -138,7 +133,8 @@ def run(args, each_row, device: torch.device, results: Optional[str] = None) -> 
                    adamw=adamw_form)
         as_users_get_it(model, args.fast_cfgs)
         try:
-            row.update(measure_sizes(model.to(device), cfg, args, device, precision, adamw_form))
+            row.update(measure_sizes(model.to(device), cfg, sizes, args.batch, args.repeats, device, precision,
+                                     adamw_form))
         except RuntimeError as err:  # e.g. out of memory at a large size: record it, go on with the rest
             row['error'] = f'{type(err).__name__}: {str(err).splitlines()[0]}'
         print_row(row)

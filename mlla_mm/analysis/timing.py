@@ -20,7 +20,8 @@ PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 OPTIMIZER_FORMS = ('foreach', 'fused', 'config', 'none')
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's work (a no-op on the CPU)."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
 
@@ -29,7 +30,7 @@ def time_call(fn: Callable[[], None], device: torch.device, warmup: int, iters: 
     """Milliseconds of each of ``iters`` calls after ``warmup`` calls (CUDA events on a GPU)."""
     for _ in range(warmup):
         fn()
-    _sync(device)
+    synchronize(device)
     times = []
     for _ in range(iters):
         if device.type == 'cuda':
@@ -125,7 +126,7 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
     if infer:
         start = time.perf_counter()
         run_inference()
-        _sync(device)
+        synchronize(device)
         result['first_infer_s'] = time.perf_counter() - start
         infer_ms = statistics.median(time_call(run_inference, device, max(warmup - 1, 0), iters))
         result.update(infer_ms=infer_ms, images_per_s=batch_size * 1e3 / infer_ms)
@@ -145,7 +146,7 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     step()
-    _sync(device)
+    synchronize(device)
     result['first_train_step_s'] = time.perf_counter() - start
     train_ms = time_call(step, device, max(warmup - 1, 0), iters)  # that first step was one of the warm-up
     result['train_step_ms'] = statistics.median(train_ms)

@@ -45,15 +45,22 @@ def _dwconv3x3(x: torch.Tensor, weight: torch.Tensor, height: int, width: int, u
     return _dwconv3x3_default(x, weight, height, width)
 
 
-def _dwconv3x3_cuda(x, weight, height, width, use_triton):
+def _triton_or_default(x: torch.Tensor, use_triton: bool, with_triton, default):
+    """``with_triton()`` where the Triton kernels run for ``x``, else ``default()``; should the kernels fail to build
+    or run, they are given up (:func:`.triton_dwconv.give_up`) and ``default()`` runs."""
     if _triton_for(x, use_triton):
         try:
-            return triton_dwconv.dwconv3x3(x, weight, None, height, width)
+            return with_triton()
         except torch.OutOfMemoryError:
             raise
         except Exception as error:  # noqa: BLE001 - kernels that do not build or run: cuDNN instead
             triton_dwconv.give_up(error)
-    return _dwconv3x3_default(x, weight, height, width)
+    return default()
+
+
+def _dwconv3x3_cuda(x, weight, height, width, use_triton):
+    return _triton_or_default(x, use_triton, lambda: triton_dwconv.dwconv3x3(x, weight, None, height, width),
+                              lambda: _dwconv3x3_default(x, weight, height, width))
 
 
 _dwconv3x3.register_kernel('cuda')(_dwconv3x3_cuda)
@@ -80,17 +87,13 @@ def _dwconv3x3_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tenso
 
 
 def _dwconv3x3_backward_cuda(grad, x, weight, height, width, use_triton):
-    if _triton_for(x, use_triton):
-        try:
-            grad = grad.contiguous()
-            grad_x = triton_dwconv.dwconv3x3(grad, weight, None, height, width, mirror=True)
-            grad_weight, _ = triton_dwconv.dwconv3x3_weight_grad(grad, x, height, width)
-            return grad_x, grad_weight.to(weight.dtype)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as error:  # noqa: BLE001 - kernels that do not build or run: cuDNN instead
-            triton_dwconv.give_up(error)
-    return _dwconv3x3_backward_default(grad, x, weight, height, width)
+    def with_triton():
+        contiguous = grad.contiguous()
+        grad_x = triton_dwconv.dwconv3x3(contiguous, weight, None, height, width, mirror=True)
+        grad_weight, _ = triton_dwconv.dwconv3x3_weight_grad(contiguous, x, height, width)
+        return grad_x, grad_weight.to(weight.dtype)
+    return _triton_or_default(x, use_triton, with_triton,
+                              lambda: _dwconv3x3_backward_default(grad, x, weight, height, width))
 
 
 _dwconv3x3_backward.register_kernel('cuda')(_dwconv3x3_backward_cuda)
