@@ -6,7 +6,8 @@
 Each results file is a CSV with the columns of ``COLUMNS``, one file per card and torch version. The tables go
 between ``<!-- speed-table:start -->`` and ``<!-- speed-table:end -->`` in README.md (the headline measures of
 every file) and between ``<!-- speed-tables:start -->`` and ``<!-- speed-tables:end -->`` in docs/speed.md (every
-row, one table per file, and the command that measures each group). Standard library only; the output depends
+row, one table per file, and the command that measures each group); docs/speed.md's ``wall-time-tables`` and
+``new-size-tables`` markers take the whole jobs and the new-size steps. Standard library only; the output depends
 on the files' contents alone.
 """
 import argparse
@@ -44,6 +45,10 @@ MODEL_PEERS = {'backbone': 'convnext_t', 'mask_rcnn': 'swin_t', 'upernet': 'swin
 README_MARKER = 'speed-table'
 SPEED_DOC_MARKER = 'speed-tables'
 WALL_TIME_MARKER = 'wall-time-tables'
+NEW_SIZE_MARKER = 'new-size-tables'
+# What a new input size costs a train step (tools/analysis/new_sizes.py): its measures, in the order of its table
+NEW_SIZE_MEASURES = OrderedDict([('first_size_step_s', 'first step'), ('new_size_step_s', 'step at a new size'),
+                                 ('seen_size_step_ms', 'step at a seen size')])
 # Whole jobs timed by tools/analysis/wall_time.py, measure wall_<job>_<cache>_s, in the order of its table; N is
 # the job's count of iterations or images (300 and 500 by default)
 WALL_JOBS = OrderedDict([
@@ -98,8 +103,10 @@ def read_results(path):
             row = dict(zip(COLUMNS, values))
             if row['task'] not in TASKS:
                 raise ResultsError(f'{path}:{line_no}: task {row["task"]!r} is not one of {TASKS}')
-            if row['measure'] not in MEASURES and wall_measure(row['measure']) is None:
-                raise ResultsError(f'{path}:{line_no}: measure {row["measure"]!r} is not one of {MEASURES} '
+            if (row['measure'] not in MEASURES and row['measure'] not in NEW_SIZE_MEASURES
+                    and wall_measure(row['measure']) is None):
+                raise ResultsError(f'{path}:{line_no}: measure {row["measure"]!r} is not one of {MEASURES}, '
+                                   f'{list(NEW_SIZE_MEASURES)} (tools/analysis/new_sizes.py) '
                                    f'or wall_<job>_<cold|warm>_s (tools/analysis/wall_time.py)')
             try:
                 float(row['value'])
@@ -137,10 +144,11 @@ def short_card(card):
 
 
 def group_rows(rows):
-    """Step rows (not whole jobs) grouped by what one table line shows, in the order the groups first appear."""
+    """Step rows (not whole jobs, not new sizes) grouped by what one table line shows, in the order the groups first
+    appear."""
     groups = OrderedDict()
     for row in rows:
-        if wall_measure(row['measure']):
+        if wall_measure(row['measure']) or row['measure'] in NEW_SIZE_MEASURES:
             continue
         key = tuple(row[c] for c in ('card', 'torch', 'task', 'input', 'precision', 'measure', 'date', 'commit'))
         groups.setdefault(key, []).append(row)
@@ -311,6 +319,35 @@ def wall_time_tables(results):
     return '\n'.join(parts).rstrip('\n')
 
 
+def new_size_tables(results):
+    """Per results file with new-size rows: one line per model, input and precision, the three measures side by
+    side."""
+    parts = []
+    for name, rows in results:
+        lines = OrderedDict()
+        for row in rows:
+            if row['measure'] in NEW_SIZE_MEASURES:
+                key = tuple(row[c] for c in ('task', 'input', 'precision', 'model', 'date', 'commit'))
+                lines.setdefault(key, {})[row['measure']] = row
+        if not lines:
+            continue
+        cards = sorted({r['card'] for r in rows})
+        torches = sorted({r['torch'] for r in rows})
+        parts += [f'### {", ".join(cards)}, torch {", ".join(torches)}', '',
+                  f'From `benchmarks/results/{name}`.', '',
+                  '| task | input | precision | model | ' + ' | '.join(NEW_SIZE_MEASURES.values())
+                  + ' | date, commit |',
+                  '| --- | --- | --- | --- |' + ' --- |' * (len(NEW_SIZE_MEASURES) + 1)]
+        for (task, inp, precision, model, date, commit), by_measure in lines.items():
+            parts.append(f'| {TASK_NAMES[task]} | {inp} | {precision} | {model} | '
+                         + ' | '.join(cell(by_measure.get(measure)) for measure in NEW_SIZE_MEASURES)
+                         + f' | {date}, {commit} |')
+        parts.append('')
+    if not parts:
+        return 'No measurements yet: run the command above and put its lines into `benchmarks/results/`.'
+    return '\n'.join(parts).rstrip('\n')
+
+
 def replace_between_markers(text, marker, content, path):
     start, end = f'<!-- {marker}:start -->', f'<!-- {marker}:end -->'
     if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
@@ -326,7 +363,8 @@ def updated_files(results_dir, readme, speed_doc):
     out = {}
     for path, markers in ((readme, [(README_MARKER, readme_table(results))]),
                           (speed_doc, [(SPEED_DOC_MARKER, speed_doc_tables(results)),
-                                       (WALL_TIME_MARKER, wall_time_tables(results))])):
+                                       (WALL_TIME_MARKER, wall_time_tables(results)),
+                                       (NEW_SIZE_MARKER, new_size_tables(results))])):
         if not os.path.isfile(path):
             raise ResultsError(f'{path}: not found')
         with open(path) as f:

@@ -29,7 +29,8 @@ def tree(tmp_path):
     readme.write_text('# title\n\n<!-- speed-table:start -->\nold\n<!-- speed-table:end -->\n\nafter\n')
     speed = tmp_path / 'speed.md'
     speed.write_text('# Speed\n<!-- speed-tables:start -->\n<!-- speed-tables:end -->\n'
-                     '<!-- wall-time-tables:start -->\n<!-- wall-time-tables:end -->\n')
+                     '<!-- wall-time-tables:start -->\n<!-- wall-time-tables:end -->\n'
+                     '<!-- new-size-tables:start -->\n<!-- new-size-tables:end -->\n')
     args = ['--results', str(results), '--readme', str(readme), '--speed-doc', str(speed)]
     return results, readme, speed, args
 
@@ -81,7 +82,8 @@ def test_whole_job_rows_make_their_own_table(tree):
     assert make_tables.main(args) == 0
     doc = speed.read_text()
     tables = doc.split('<!-- wall-time-tables:start -->')
-    assert 'wall_' not in tables[0] and 'train300' not in tables[0] and 'No measurements yet' not in doc
+    assert 'wall_' not in tables[0] and 'train300' not in tables[0]
+    assert 'No measurements yet' not in tables[1].split('<!-- wall-time-tables:end -->')[0]
     lines = tables[1].splitlines()
     assert '| job | cache | MLLA-T auto | MLLA-T fast | MLLA-T plain | Swin-T | MLLA-T auto / Swin-T | date, commit |' \
         in lines, 'the configs as they are (auto) against Swin-T'
@@ -120,3 +122,31 @@ def test_bad_results_and_missing_markers_are_named(tree, capsys):
 
 def test_repository_tables_are_up_to_date():
     assert load_make_tables().main(['--check']) == 0, 'run python benchmarks/make_tables.py'
+
+
+def test_new_size_rows_make_their_own_table(tree):
+    """first_size_step_s, new_size_step_s and seen_size_step_ms (tools/analysis/new_sizes.py) go into the new-size
+    table, one line per model with the three side by side, and stay out of the step tables."""
+    make_tables = load_make_tables()
+    results, readme, speed, args = tree
+    sizes = ''.join(f'2026-01-05,aaa1111,NVIDIA X1,9.9.0,backbone,{model},2x3 at 6 sizes 512x864-800x1344,fp16,'
+                    f'{measure},{value}\n'
+                    for model, values in (('MLLA-T plain', ('6.1,s', '4.2,s', '110,ms')),
+                                          ('ConvNeXt-T', ('3.0,s', '2.5,s', '25.5,ms')))
+                    for measure, value in zip(('first_size_step_s', 'new_size_step_s', 'seen_size_step_ms'), values))
+    (results / 'x1_torch-9.9.0.csv').write_text(HEADER + ROWS + sizes)
+    assert make_tables.main(args) == 0
+    doc = speed.read_text()
+    steps, rest = doc.split('<!-- new-size-tables:start -->')
+    assert 'new size' not in steps and 'size_step' not in steps and 'size_step' not in readme.read_text()
+    lines = rest.splitlines()
+    assert ('| task | input | precision | model | first step | step at a new size | step at a seen size | '
+            'date, commit |') in lines
+    assert lines.index('| backbone | 2x3 at 6 sizes 512x864-800x1344 | fp16 | MLLA-T plain | 6.10 s | 4.20 s | '
+                       '110.0 ms | 2026-01-05, aaa1111 |') < lines.index(
+        '| backbone | 2x3 at 6 sizes 512x864-800x1344 | fp16 | ConvNeXt-T | 3.00 s | 2.50 s | 25.50 ms | '
+        '2026-01-05, aaa1111 |')
+    (results / 'x1_torch-9.9.0.csv').write_text(HEADER + ROWS)
+    assert make_tables.main(args) == 0
+    assert 'No measurements yet: run the command above' in speed.read_text().split('new-size-tables:start')[1]
+
