@@ -46,6 +46,8 @@ README_MARKER = 'speed-table'
 SPEED_DOC_MARKER = 'speed-tables'
 WALL_TIME_MARKER = 'wall-time-tables'
 NEW_SIZE_MARKER = 'new-size-tables'
+# What a table of whole jobs or new sizes says while no results file has its rows
+NOT_MEASURED = 'No measurements yet: run the command above and put its lines into `benchmarks/results/`.'
 # What a new input size costs a train step (tools/analysis/new_sizes.py): its measures, in the order of its table
 NEW_SIZE_MEASURES = OrderedDict([('first_size_step_s', 'first step'), ('new_size_step_s', 'step at a new size'),
                                  ('seen_size_step_ms', 'step at a seen size')])
@@ -141,6 +143,13 @@ def format_value(value, unit):
 
 def short_card(card):
     return card.replace('NVIDIA ', '')
+
+
+def file_heading(name, rows):
+    """The lines that open a results file's table: its cards and torch versions, and the file it comes from."""
+    cards = sorted({r['card'] for r in rows})
+    torches = sorted({r['torch'] for r in rows})
+    return [f'### {", ".join(cards)}, torch {", ".join(torches)}', '', f'From `benchmarks/results/{name}`.', '']
 
 
 def group_rows(rows):
@@ -260,12 +269,7 @@ def speed_doc_tables(results):
         groups = group_rows(rows)
         if not groups:
             continue
-        cards = sorted({r['card'] for r in rows})
-        torches = sorted({r['torch'] for r in rows})
-        parts.append(f'### {", ".join(cards)}, torch {", ".join(torches)}')
-        parts.append('')
-        parts.append(f'From `benchmarks/results/{name}`.')
-        parts.append('')
+        parts += file_heading(name, rows)
         parts.append('| task | input | precision | measure | MLLA-T fast | MLLA-T plain | peer | MLLA-T fast / peer '
                      '| date | commit |')
         parts.append('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
@@ -300,10 +304,7 @@ def wall_time_tables(results):
                 cells.setdefault(job, {})[row['model']] = row
         if not cells:
             continue
-        cards = sorted({r['card'] for r in rows})
-        torches = sorted({r['torch'] for r in rows})
-        parts += [f'### {", ".join(cards)}, torch {", ".join(torches)}', '',
-                  f'From `benchmarks/results/{name}`.', '',
+        parts += file_heading(name, rows) + [
                   '| job | cache | ' + ' | '.join(WALL_MODELS) + f' | {WALL_DEFAULT} / Swin-T | date, commit |',
                   '| --- | --- |' + ' --- |' * (len(WALL_MODELS) + 2)]
         jobs = list(WALL_JOBS)
@@ -314,9 +315,7 @@ def wall_time_tables(results):
                          + ' | '.join(cell(by_model.get(model)) for model in WALL_MODELS)
                          + f' | {ratio(by_model.get(WALL_DEFAULT), by_model.get("Swin-T"))} | {"; ".join(dated)} |')
         parts.append('')
-    if not parts:
-        return 'No measurements yet: run the command above and put its lines into `benchmarks/results/`.'
-    return '\n'.join(parts).rstrip('\n')
+    return '\n'.join(parts).rstrip('\n') if parts else NOT_MEASURED
 
 
 def new_size_tables(results):
@@ -331,10 +330,7 @@ def new_size_tables(results):
                 lines.setdefault(key, {})[row['measure']] = row
         if not lines:
             continue
-        cards = sorted({r['card'] for r in rows})
-        torches = sorted({r['torch'] for r in rows})
-        parts += [f'### {", ".join(cards)}, torch {", ".join(torches)}', '',
-                  f'From `benchmarks/results/{name}`.', '',
+        parts += file_heading(name, rows) + [
                   '| task | input | precision | model | ' + ' | '.join(NEW_SIZE_MEASURES.values())
                   + ' | date, commit |',
                   '| --- | --- | --- | --- |' + ' --- |' * (len(NEW_SIZE_MEASURES) + 1)]
@@ -343,9 +339,7 @@ def new_size_tables(results):
                          + ' | '.join(cell(by_measure.get(measure)) for measure in NEW_SIZE_MEASURES)
                          + f' | {date}, {commit} |')
         parts.append('')
-    if not parts:
-        return 'No measurements yet: run the command above and put its lines into `benchmarks/results/`.'
-    return '\n'.join(parts).rstrip('\n')
+    return '\n'.join(parts).rstrip('\n') if parts else NOT_MEASURED
 
 
 def replace_between_markers(text, marker, content, path):
