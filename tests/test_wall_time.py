@@ -139,13 +139,30 @@ def test_test_configs_read_every_validation_image_one_at_a_time(dry_run):
         assert len(json.load(f)['images']) == 3
 
 
+def test_every_measure_has_a_line_of_its_own_in_the_table():
+    """benchmarks/make_tables.py reads each measure this module writes as a job of its own, of the same task: two
+    jobs under one name would share a line of docs/speed.md."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('make_tables', ROOT / 'benchmarks' / 'make_tables.py')
+    make_tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_tables)
+    named = [(wall_time.measure_name(job, 'cold', 300, 500), spec.task) for job, spec in wall_time.JOBS.items()]
+    named += [(wall_time.first_measure_name(job, spec.kind, 'warm'), spec.task)
+              for job, spec in wall_time.JOBS.items() if spec.kind in wall_time.FIRST_ITERATIONS]
+    parsed = [make_tables.wall_measure(name) for name, _ in named]
+    assert None not in parsed, list(zip(named, parsed))
+    assert len(set(parsed)) == len(named), list(zip(named, parsed))
+    for (name, task), (job, _, _) in zip(named, parsed):
+        assert make_tables.WALL_JOBS[job].startswith('UperNet') == (task == 'upernet'), name
+
+
 def test_measure_and_input_names():
     assert wall_time.measure_name('demo1', 'cold', 300, 500) == 'wall_demo1_cold_s'
     assert wall_time.first_measure_name('train300', 'train', 'cold') == 'wall_first_step_cold_s'
     assert wall_time.first_measure_name('seg_train300', 'train', 'warm') == 'wall_seg_first_step_warm_s'
     assert wall_time.first_measure_name('test500', 'test', 'cold') == 'wall_first_infer_cold_s'
     assert wall_time.measure_name('train300', 'warm', 300, 500) == 'wall_train300_warm_s'
-    assert wall_time.measure_name('seg_train300', 'cold', 100, 500) == 'wall_train100_cold_s'
+    assert wall_time.measure_name('seg_train300', 'cold', 100, 500) == 'wall_seg_train100_cold_s'
     assert wall_time.measure_name('test500', 'cold', 300, 20) == 'wall_test20_cold_s'
     cfg = Config(dict(train_dataloader=dict(batch_size=8), test_dataloader=None))
     assert wall_time.input_name(cfg, 'seg_train300') == '8x3x512x512'

@@ -408,8 +408,8 @@ def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def measure_name(job: str, cache: str, iters: int, test_images: int) -> str:
-    """``wall_demo1_cold_s``, ``wall_train300_warm_s``, ``wall_test500_cold_s``, ..."""
-    counted = {'train300': f'train{iters}', 'seg_train300': f'train{iters}', 'test500': f'test{test_images}'}
+    """``wall_demo1_cold_s``, ``wall_train300_warm_s``, ``wall_seg_train300_cold_s``, ``wall_test500_cold_s``, ..."""
+    counted = {'train300': f'train{iters}', 'seg_train300': f'seg_train{iters}', 'test500': f'test{test_images}'}
     return f'wall_{counted.get(job, job)}_{cache}_s'
 
 
