@@ -4,6 +4,7 @@ with them."""
 import csv
 import datetime
 import json
+import os
 import re
 import subprocess
 import sys
@@ -539,14 +540,16 @@ def test_flops_count_the_matmul_resize_heads_as_mmseg_heads():
 
 @pytest.mark.slow
 def test_new_sizes_times_each_row_over_its_sizes(tmp_path):
-    """tools/analysis/new_sizes.py end to end on the CPU: each row steps through the sizes, its three measures go
-    to the results CSV with the sizes in the input column; 'auto' rows count their images as configured."""
+    """tools/analysis/new_sizes.py end to end on the CPU: each row, in a process of its own, steps through the sizes;
+    its three measures go to the results CSV with the sizes in the input column; 'auto' rows count their images as
+    configured."""
     tool = load_tool('tools/analysis/new_sizes.py')
     results = tmp_path / 'sizes.csv'
     out = tool.main(['--cpu', '--peers', 'mlla', '--attn-impl', 'plain', 'auto', '--sizes', '64x96', '96x64',
                      '64x96', '--repeats', '2', '--batch', '1', '--results', str(results)])
     rows = out['rows']
     assert [row['model'] for row in rows] == ['MLLA-T plain', 'MLLA-T auto']
+    assert len({row['process'] for row in rows} | {os.getpid()}) == 3, 'each row in a process of its own'
     for row in rows:
         assert row['new_sizes'] == 2 and row['seen_steps'] == 4, 'two new sizes; one repeat each, then 2 seen steps'
         assert row['first_size_step_s'] > 0 and row['new_size_step_s'] > 0 and row['seen_size_step_ms'] > 0
@@ -554,6 +557,29 @@ def test_new_sizes_times_each_row_over_its_sizes(tmp_path):
     assert [(line[5], line[6], line[8]) for line in lines] == [
         (model, '1x3 at 2 sizes 64x96-96x64', measure) for model in ('MLLA-T plain', 'MLLA-T auto')
         for measure in ('first_size_step_s', 'new_size_step_s', 'seen_size_step_ms')]
+
+
+def test_new_sizes_runs_each_row_in_a_process_of_its_own(tmp_path, capsys):
+    """run_rows_apart: the tool once per row with ``--row K`` after the run's arguments, the rows' JSON merged in
+    order; a row whose process fails is named and the others still run."""
+    from mlla_mm.analysis.new_sizes import run_rows_apart
+    fake = tmp_path / 'fake_tool.py'
+    fake.write_text(
+        'import json, os, sys\n'
+        'args = sys.argv[1:]\n'
+        'row, path = int(args[args.index("--row") + 1]), args[args.index("--json") + 1]\n'
+        'if row == 1:\n'
+        '    sys.exit(3)\n'
+        'json.dump(dict(machine={"card": "x"}, args={"row": row, "json": path}, rows=[dict(index=row, given=args[:2],'
+        ' process=os.getpid())]), open(path, "w"))\n')
+    merged_json = tmp_path / 'merged.json'
+    merged = run_rows_apart([sys.executable, str(fake)], ['--peers', 'mlla'], 3, str(merged_json))
+    assert [(row['index'], row['given']) for row in merged['rows']] == [(0, ['--peers', 'mlla']),
+                                                                       (2, ['--peers', 'mlla'])]
+    assert len({row['process'] for row in merged['rows']}) == 2
+    assert merged['failed'] == [1] and 'row 1: its process failed (exit status 3)' in capsys.readouterr().out
+    assert merged['machine'] == {'card': 'x'} and merged['args'] == {'row': None, 'json': str(merged_json)}
+    assert json.loads(merged_json.read_text()) == merged
 
 
 def test_new_sizes_checks_and_summaries():

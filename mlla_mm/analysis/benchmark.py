@@ -9,13 +9,14 @@ other measurements of a row (``tools/analysis/step_phases.py``, ``profile_step.p
 :func:`each_row`.
 """
 import argparse
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
 from .results import COMPILE_CACHE_STATES, append_csv, check_results_argument, csv_rows, machine, write_json
-from .rows import (ATTN_IMPLS, FAST_CFG_KEYS, PEERS, backbone_batch, build_backbone, mlla_kwargs, model_and_batch,
-                   parse_fast_cfg, row_name, row_variants, task_name, to_channels_last, use_configs_cudnn_setting)
+from .rows import (ATTN_IMPLS, FAST_CFG_KEYS, PEERS, Row, backbone_batch, build_backbone, mlla_kwargs,
+                   model_and_batch, parse_fast_cfg, row_name, row_variants, task_name, to_channels_last,
+                   use_configs_cudnn_setting)
 from .timing import OPTIMIZER_FORMS, PRECISIONS, matmul_rate, measure, optimizer_maker
 
 BACKBONE_PEERS = list(PEERS)
@@ -97,9 +98,17 @@ def device_of(args) -> torch.device:
     return torch.device('cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
 
 
-def each_row(args, device: torch.device, measure_row: Callable) -> Dict:
-    """``measure_row(cfg, precision, adamw_form, model, make, name)`` (a row's dict) over the rows of a run, in
-    order precision, optimizer form, row; returned with the machine and arguments, and written to --json.
+def planned_rows(args) -> List[Tuple[str, str, Row]]:
+    """The rows of a run, in the order :func:`each_row` measures them: ``(precision, optimizer form, row)``."""
+    peers = args.peers or (BACKBONE_PEERS if args.level == 'backbone' else MODEL_PEERS)
+    return [(precision, adamw_form, row) for precision in args.precision for adamw_form in args.adamw
+            for row in row_variants(peers, args.attn_impl, args.fast_cfgs)]
+
+
+def each_row(args, device: torch.device, measure_row: Callable, only: Optional[int] = None) -> Dict:
+    """``measure_row(cfg, precision, adamw_form, model, make, name)`` (a row's dict) over the rows of a run
+    (:func:`planned_rows`; ``only``: just the one at that index); returned with the machine and arguments, and
+    written to --json.
 
     The config (``cfg``; None at the backbone level) is loaded and its cuDNN setting applied once, the seed reset
     per row, and each model freed, with the GPU's cache, before the next is built."""
@@ -113,24 +122,22 @@ def each_row(args, device: torch.device, measure_row: Callable) -> Dict:
         cfg = load_config(args.config)
         use_configs_cudnn_setting(cfg)
         arch = cfg.model.backbone.get('arch', 'tiny')
-    peers = args.peers or (BACKBONE_PEERS if args.level == 'backbone' else MODEL_PEERS)
     rows = []
-    for precision in args.precision:
-        for adamw_form in args.adamw:
-            for row in row_variants(peers, args.attn_impl, args.fast_cfgs):
-                torch.manual_seed(0)
-                if cfg is None:
-                    model = build_backbone(row.peer, mlla_kwargs(row, arch, args.with_cp))
-                    make = backbone_batch(args.batch, args.shape, device)
-                else:
-                    model, make = model_and_batch(cfg, row, args.batch, args.shape, device)
-                if args.channels_last:
-                    model, make = to_channels_last(model, make)
-                rows.append(measure_row(cfg, precision, adamw_form, model, make,
-                                        row_name(row, arch, args.channels_last)))
-                del model, make
-                if device.type == 'cuda':
-                    torch.cuda.empty_cache()
+    for index, (precision, adamw_form, row) in enumerate(planned_rows(args)):
+        if only is not None and index != only:
+            continue
+        torch.manual_seed(0)
+        if cfg is None:
+            model = build_backbone(row.peer, mlla_kwargs(row, arch, args.with_cp))
+            make = backbone_batch(args.batch, args.shape, device)
+        else:
+            model, make = model_and_batch(cfg, row, args.batch, args.shape, device)
+        if args.channels_last:
+            model, make = to_channels_last(model, make)
+        rows.append(measure_row(cfg, precision, adamw_form, model, make, row_name(row, arch, args.channels_last)))
+        del model, make
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
     results = dict(machine=machine(device), args=vars(args), rows=rows)
     if args.json:
         write_json(results, args.json)

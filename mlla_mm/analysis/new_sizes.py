@@ -1,4 +1,5 @@
-"""What a new input size costs a training step, per backbone in one process: detection trains on many sizes.
+"""What a new input size costs a training step, per backbone, each in a process of its own: detection trains on many
+sizes.
 
 Each row steps through ``--sizes`` in order, ``--repeats`` train steps at each (autocast, a GradScaler for fp16, the
 chosen optimizer, as :func:`.timing.train_step`), every step timed on the wall clock up to a synchronisation, with
@@ -10,15 +11,22 @@ cuDNN's autotuning off as mmdet's configs have it (a whole model: as its config 
 - ``seen_size_step_ms``: median of the steps at sizes seen before (the repeats, and sizes that come again).
 
 MLLA's ``'auto'`` rows run as users get them (uncompiled for their first images, :class:`~mlla_mm.MLLA`), not
-compiled at once as in ``benchmark.py``. ``tools/analysis/new_sizes.py`` is its command line.
+compiled at once as in ``benchmark.py``. A run of several rows measures each in a process of its own
+(:func:`run_rows_apart`): in one process, a row would find the cuDNN set-ups, kernels and graphs of the rows before
+it, at the very shapes it is about to meet. ``tools/analysis/new_sizes.py`` is its command line.
 """
+import json
+import os
+import os.path as osp
 import statistics
+import subprocess
+import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .results import append_csv, machine
+from .results import append_csv, machine, write_json
 from .rows import backbone_batch, model_batch
 from .timing import amp_tools, optimizer_maker, synchronize, train_step
 
@@ -130,7 +138,7 @@ def run(args, each_row, device: torch.device, results: Optional[str] = None) -> 
     def measure_row(cfg, precision, adamw_form, model, make, name):
         from .rows import task_name
         row = dict(task=task_name(cfg), model=name, input=input_name(args.batch, sizes), precision=precision,
-                   adamw=adamw_form)
+                   adamw=adamw_form, process=os.getpid())
         as_users_get_it(model, args.fast_cfgs)
         try:
             row.update(measure_sizes(model.to(device), cfg, sizes, args.batch, args.repeats, device, precision,
@@ -142,4 +150,27 @@ def run(args, each_row, device: torch.device, results: Optional[str] = None) -> 
             append_csv(csv_lines(row, info), results)
         return row
 
-    return each_row(args, device, measure_row)
+    return each_row(args, device, measure_row, only=args.row)
+
+
+def run_rows_apart(command: Sequence[str], argv: Sequence[str], rows: int, json_path: Optional[str] = None) -> Dict:
+    """Each of a run's ``rows`` measured by a process of its own: ``command`` (the tool) with the run's ``argv``
+    and ``--row K``, one after the other; their results, merged (and written to ``json_path``). A row whose process
+    fails is reported by index and the rest go on; ``failed`` lists them."""
+    merged: Dict = dict(machine=None, args=None, rows=[], failed=[])
+    with tempfile.TemporaryDirectory() as folder:
+        for index in range(rows):
+            row_json = osp.join(folder, f'row{index}.json')
+            done = subprocess.run([*command, *argv, '--row', str(index), '--json', row_json])
+            if done.returncode != 0 or not osp.exists(row_json):
+                print(f'row {index}: its process failed (exit status {done.returncode})', flush=True)
+                merged['failed'].append(index)
+                continue
+            with open(row_json) as f:
+                result = json.load(f)
+            merged['machine'] = merged['machine'] or result['machine']
+            merged['args'] = merged['args'] or {**result['args'], 'row': None, 'json': json_path}
+            merged['rows'] += result['rows']
+    if json_path:
+        write_json(merged, json_path)
+    return merged
