@@ -8,6 +8,7 @@ tests/gpu/test_fast_path_gpu.py checks the compiled path on a GPU.
 """
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._sympy.functions import FloorDiv
 
 from mlla_mm import MLLA
@@ -380,14 +381,33 @@ def test_kernels_that_fail_give_way_to_conv2d(monkeypatch):
     torch.testing.assert_close(grads, dwconv._dwconv3x3_backward_default(grad, x, weight, 5, 7))
 
 
-def test_written_out_layer_norm_equals_f_layer_norm():
+@pytest.mark.parametrize('tracing', [False, True], ids=['uncompiled', 'as-traced'])
+def test_layer_norm_equals_f_layer_norm(tracing, monkeypatch):
+    """Both forms of the fast path's LayerNorm, ``F.layer_norm`` uncompiled and written out where ``torch.compile``
+    traces: values and gradients of ``F.layer_norm``; half-precision inputs come back in their dtype."""
+    monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: tracing)
     torch.manual_seed(0)
-    x, weight, bias = torch.randn(3, 10, 48), torch.randn(48), torch.randn(48)
+    x, weight, bias = (torch.randn(*shape, dtype=torch.float64, requires_grad=True) for shape in ((3, 10, 48), (48,),
+                                                                                                (48,)))
     ref = torch.nn.functional.layer_norm(x, (48,), weight, bias, 1e-5)
-    torch.testing.assert_close(functional_block.layer_norm(x, weight, bias, 1e-5), ref, rtol=1e-5, atol=1e-5)
-    out = functional_block.layer_norm(x.bfloat16(), weight, bias, 1e-5)
-    assert out.dtype == torch.bfloat16
-    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
+    out = functional_block.layer_norm(x, weight, bias, 1e-5)
+    torch.testing.assert_close(out, ref)
+    grad = torch.randn_like(ref)
+    for got, want in zip(torch.autograd.grad(out, (x, weight, bias), grad),
+                         torch.autograd.grad(ref, (x, weight, bias), grad)):
+        torch.testing.assert_close(got, want)
+    half = functional_block.layer_norm(x.detach().bfloat16(), weight.detach().float(), bias.detach().float(), 1e-5)
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.double(), ref.detach(), rtol=2e-2, atol=2e-2)
+
+
+def test_same_head_mask_is_cached_uncompiled_and_formed_in_the_graph_when_traced(monkeypatch):
+    mask = functional_block.same_head_mask(6, 2, torch.device('cpu'))
+    assert mask.tolist() == [[i // 2 == j // 2 for j in range(6)] for i in range(6)]
+    assert functional_block.same_head_mask(6, 2, torch.device('cpu')) is mask, 'cached uncompiled'
+    monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: True)
+    traced = functional_block.same_head_mask(6, 2, torch.device('cpu'))
+    assert traced is not mask and torch.equal(traced, mask)
 
 
 @pytest.fixture
@@ -890,6 +910,40 @@ def test_auto_runs_the_plain_path_without_cudnn_autotuning(attn_impl, autotuned,
     with pytest.raises(RuntimeError, match='stem failed'):
         model(torch.randn(1, 3, 64, 64))
     assert torch.backends.cudnn.benchmark
+
+
+class _CountOperations(TorchDispatchMode):
+    """Counts the aten operations that compute (views and metadata aside), each a kernel launch on a GPU."""
+    NOT_COMPUTING = {'view', '_unsafe_view', 'transpose', 't', 'expand', 'permute', 'select', 'slice', 'detach',
+                     'as_strided', 'unsqueeze', 'squeeze', 'alias', 'split', 'unbind', 'reshape', 'lift_fresh',
+                     'split_with_sizes', 'sym_size', 'sym_numel', 'sym_stride', 'promote_types', 'is_same_size'}
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func.overloadpacket.__name__ not in self.NOT_COMPUTING
+        return func(*args, **(kwargs or {}))
+
+
+def test_uncompiled_fast_path_launches_fewer_operations_than_plain():
+    """An eager train step is bound by launching kernels from Python, so the uncompiled fast path (what ``'auto'``
+    trains with once sizes vary) must not launch more operations, forward and backward, than the plain path it
+    stands in for: its LayerNorms are ``F.layer_norm``, its depthwise convolutions one operator without permutes."""
+    arch = dict(embed_dims=32, depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8])
+    counts = {}
+    for path in ('plain', 'uncompiled'):
+        torch.manual_seed(0)
+        model = MLLA(arch, attn_impl='auto', drop_path_rate=0.).train()
+        model._path = lambda x: path
+        with _CountOperations() as forward:
+            outs = model(torch.randn(2, 3, 64, 96))
+        loss = sum(o.square().mean() for o in outs)
+        with _CountOperations() as backward:
+            loss.backward()
+        counts[path] = forward.count + backward.count
+    assert counts['uncompiled'] <= counts['plain'], counts
 
 
 def test_compiled_stages_leave_the_blocks_path_where_they_do_not_compile(monkeypatch):

@@ -9,8 +9,10 @@ form, not of result:
   overflows in neither;
 - up to :data:`BLOCK_DIAGONAL_MAX_WIDTH` channels the heads' K'V products are one block-diagonal product in the
   tokens' own layout (no transposing copies); wider, the heads are put first;
-- the LayerNorms are written out and the depthwise convolutions are an opaque operator (:mod:`.dwconv`), so a graph
-  compiled with dynamic weight shapes does not specialise on the stage width.
+- where ``torch.compile`` traces, the LayerNorms are written out and the depthwise convolutions are an opaque
+  operator (:mod:`.dwconv`), so a graph compiled with dynamic weight shapes does not specialise on the stage width;
+  run uncompiled, it launches few operations (``F.layer_norm``, a cached head mask), as eager steps are bound by
+  launching them.
 """
 from functools import lru_cache
 from typing import Optional, Tuple
@@ -65,11 +67,24 @@ def attend_block_diagonal(queries: torch.Tensor, keys: torch.Tensor, values: tor
     times the FLOPs of these two matmuls and a C x C K'V, hence :data:`BLOCK_DIAGONAL_MAX_WIDTH`. ``where`` drops
     the other blocks: a product with a 0/1 mask would turn an overflow there into NaN.
     """
-    c = queries.shape[-1]
     kv = torch.matmul(keys.transpose(1, 2), values)  # (B, C, C)
-    head_of_channel = torch.arange(c, device=kv.device) // head_dims
-    kv = torch.where(head_of_channel[:, None] == head_of_channel[None, :], kv, kv.new_zeros(()))
+    kv = torch.where(same_head_mask(queries.shape[-1], head_dims, kv.device), kv, kv.new_zeros(()))
     return torch.matmul(queries, kv)
+
+
+def same_head_mask(channels: int, head_dims: int, device: torch.device) -> torch.Tensor:
+    """``(C, C)`` booleans, True where two channels belong to the same head: formed in the graph while
+    ``torch.compile`` traces (a constant of the graph), cached per width and device otherwise."""
+    if torch.compiler.is_compiling():
+        head_of_channel = torch.arange(channels, device=device) // head_dims
+        return head_of_channel[:, None] == head_of_channel[None, :]
+    return cached_same_head_mask(int(channels), int(head_dims), device)
+
+
+@lru_cache(maxsize=64)
+def cached_same_head_mask(channels: int, head_dims: int, device: torch.device) -> torch.Tensor:
+    head_of_channel = torch.arange(channels, device=device) // head_dims
+    return head_of_channel[:, None] == head_of_channel[None, :]
 
 
 def attend_heads_first(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
@@ -123,9 +138,15 @@ def linear_attention(x: torch.Tensor, height, width, num_heads: int, qk_weight: 
 
 # ---------------------------------------------------------------------------------------------------- block
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
-    """``F.layer_norm`` over the last dimension, written out (at least float32 inside, result in ``x.dtype``):
-    ``torch.compile`` specialises ``F.layer_norm`` on the normalised width, these reductions fuse as well."""
-    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    """``F.layer_norm`` over the last dimension, at least float32 inside, result in ``x.dtype``. Written out where
+    ``torch.compile`` traces it (it specialises ``F.layer_norm`` on the normalised width; these reductions fuse as
+    well); uncompiled, ``F.layer_norm`` itself, one kernel forward and one backward where the written-out form
+    launches one per operation."""
+    wide_dtype = torch.promote_types(x.dtype, torch.float32)
+    if not torch.compiler.is_compiling():
+        return F.layer_norm(x.to(wide_dtype), x.shape[-1:], weight.to(wide_dtype), bias.to(wide_dtype),
+                            eps).to(x.dtype)
+    wide = x.to(wide_dtype)
     centred = wide - wide.mean(dim=-1, keepdim=True)
     variance = centred.square().mean(dim=-1, keepdim=True)
     return (centred * torch.rsqrt(variance + eps) * weight + bias).to(x.dtype)
