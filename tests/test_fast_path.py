@@ -891,27 +891,6 @@ def test_uncompiled_forward_compiles_nothing_and_matches_plain(fresh_fast_path, 
         torch.testing.assert_close(u.grad, p.grad, msg=name)
 
 
-@pytest.mark.parametrize('attn_impl,autotuned', [('auto', False), ('plain', True)])
-def test_auto_runs_the_plain_path_without_cudnn_autotuning(attn_impl, autotuned, monkeypatch):
-    """Under ``'auto'`` the plain path runs with ``cudnn.benchmark`` off (set back after, also when it raises);
-    ``'plain'`` leaves the setting as the job has it."""
-    monkeypatch.setattr(torch.backends.cudnn, 'benchmark', True)
-    model = MLLA(dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8]), attn_impl=attn_impl).eval()
-    seen = []
-    model.patch_embed.register_forward_pre_hook(lambda module, args: seen.append(torch.backends.cudnn.benchmark))
-    with torch.no_grad():
-        model(torch.randn(1, 3, 64, 64))
-    assert seen == [autotuned] and torch.backends.cudnn.benchmark
-
-    def fail(module, args):
-        raise RuntimeError('stem failed')
-
-    model.patch_embed.register_forward_pre_hook(fail)
-    with pytest.raises(RuntimeError, match='stem failed'):
-        model(torch.randn(1, 3, 64, 64))
-    assert torch.backends.cudnn.benchmark
-
-
 class _CountOperations(TorchDispatchMode):
     """Counts the aten operations that compute (views and metadata aside), each a kernel launch on a GPU."""
     NOT_COMPUTING = {'view', '_unsafe_view', 'transpose', 't', 'expand', 'permute', 'select', 'slice', 'detach',

@@ -66,9 +66,8 @@ class MLLA(BaseModule):
             inputs, uncompiled for the model's first images (``compile_training_after``,
             ``compile_inference_after``; counted per process, not saved), then the compiled fast path; plain for
             other inputs. Uncompiled is the plain path while all inputs had one size, the fast path's functions
-            with the Triton kernels once sizes vary (:meth:`_path`); under ``'auto'`` the plain path runs
-            without cuDNN's autotuning (:mod:`mlla_mm.models.fast.cudnn`). The weights and state-dict keys are the
-            same. The fast path has no dropout: training with ``drop_rate > 0`` runs plain.
+            with the Triton kernels once sizes vary (:meth:`_path`). The weights and
+            state-dict keys are the same. The fast path has no dropout: training with ``drop_rate > 0`` runs plain.
             It compiles when it first meets a shape and dtype, minutes on a cold cache (Inductor keeps it in
             ``TORCHINDUCTOR_CACHE_DIR``). Defaults to ``'auto'``.
         fast_cfg (dict, optional): Options of the fast path, each optional (unknown keys raise a ValueError):
@@ -283,13 +282,6 @@ class MLLA(BaseModule):
             return fast.forward_backbone(self, x, self.fast_cfg)
         if path == 'uncompiled':
             return fast.forward_backbone(self, x, {**self.fast_cfg, 'compile': False, 'cuda_graphs': False})
-        if self.attn_impl == 'auto':  # the plain path, without cuDNN's autotuning (see fast.cudnn)
-            with fast.without_autotuning():
-                return self.forward_plain(x)
-        return self.forward_plain(x)
-
-    def forward_plain(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """The reference forward: the modules of :mod:`mlla_mm.models.layers`, as the official model computes."""
         if x.dtype in (torch.float16, torch.bfloat16) and not torch.is_autocast_enabled(x.device.type):
             # RoPE's tables are float32, as in the official model, and would meet half-precision values in a matmul
             raise ValueError(f'MLLA got a {x.dtype} model and input outside autocast, which its plain path does not '

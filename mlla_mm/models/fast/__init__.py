@@ -6,7 +6,5 @@ chooses it, once per forward.
 """
 from .backbone import forward_backbone
 from .config import COMPILE_STAGES, FAST_CFG_DEFAULTS, check_fast_cfg, has_triton_kernels
-from .cudnn import without_autotuning
 
-__all__ = ['forward_backbone', 'check_fast_cfg', 'has_triton_kernels', 'without_autotuning', 'COMPILE_STAGES',
-           'FAST_CFG_DEFAULTS']
+__all__ = ['forward_backbone', 'check_fast_cfg', 'has_triton_kernels', 'COMPILE_STAGES', 'FAST_CFG_DEFAULTS']
