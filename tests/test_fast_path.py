@@ -401,6 +401,26 @@ def test_layer_norm_equals_f_layer_norm(tracing, monkeypatch):
     torch.testing.assert_close(half.double(), ref.detach(), rtol=2e-2, atol=2e-2)
 
 
+def test_cached_tables_made_at_inference_serve_training():
+    """The RoPE tables and head mask that the uncompiled path caches, first made under ``torch.inference_mode()``
+    (a test before training), must still be saved for a training step's backward."""
+    functional_block.cached_rope_tables.cache_clear()
+    functional_block.cached_same_head_mask.cache_clear()
+    torch.manual_seed(0)
+    x = torch.randn(2, 5 * 7, 64)
+    weights = [torch.randn(128, 64) * 0.1, torch.zeros(128), torch.randn(64, 1, 3, 3), torch.zeros(64)]
+    with torch.inference_mode():
+        functional_block.linear_attention(x, 5, 7, 2, *weights)
+        functional_block.cached_rope_tables(5, 7, 64, torch.device('cpu'), torch.bfloat16)
+    functional_block.cached_rope_tables(5, 7, 64, torch.device('cpu'), torch.bfloat16)
+    for dtype in (torch.float32, torch.bfloat16):
+        inputs = x.to(dtype, copy=True).requires_grad_(True)
+        with torch.autocast('cpu', dtype=dtype, enabled=dtype != torch.float32):
+            out = functional_block.linear_attention(inputs, 5, 7, 2, *weights)
+        out.float().sum().backward()
+        assert torch.isfinite(inputs.grad).all()
+
+
 def test_same_head_mask_is_cached_uncompiled_and_formed_in_the_graph_when_traced(monkeypatch):
     mask = functional_block.same_head_mask(6, 2, torch.device('cpu'))
     assert mask.tolist() == [[i // 2 == j // 2 for j in range(6)] for i in range(6)]
@@ -916,6 +936,7 @@ def test_uncompiled_fast_path_launches_fewer_operations_than_plain():
         torch.manual_seed(0)
         model = MLLA(arch, attn_impl='auto', drop_path_rate=0.).train()
         model._path = lambda x: path
+        sum(o.square().mean() for o in model(torch.randn(2, 3, 64, 96))).backward()  # tables made, as in a job
         with _CountOperations() as forward:
             outs = model(torch.randn(2, 3, 64, 96))
         loss = sum(o.square().mean() for o in outs)

@@ -32,9 +32,11 @@ BLOCK_DIAGONAL_MAX_WIDTH = 256
 @lru_cache(maxsize=256)
 def cached_rope_tables(height: int, width: int, channels: int, device: torch.device,
                        dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
-    """:func:`~mlla_mm.models.layers.rope.rope_tables` cast to ``dtype``, cached per (H, W, C, device, dtype)."""
+    """:func:`~mlla_mm.models.layers.rope.rope_tables` cast to ``dtype``, cached per (H, W, C, device, dtype); cast
+    outside inference mode, as the tables are made, so that a training step can save them for backward."""
     cos, sin = rope_tables(height, width, channels, device)
-    return cos.to(dtype), sin.to(dtype)
+    with torch.inference_mode(False), torch.no_grad():
+        return cos.to(dtype), sin.to(dtype)
 
 
 def rope_cos_sin(height, width, channels, device, dtype) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -83,8 +85,10 @@ def same_head_mask(channels: int, head_dims: int, device: torch.device) -> torch
 
 @lru_cache(maxsize=64)
 def cached_same_head_mask(channels: int, head_dims: int, device: torch.device) -> torch.Tensor:
-    head_of_channel = torch.arange(channels, device=device) // head_dims
-    return head_of_channel[:, None] == head_of_channel[None, :]
+    """:func:`same_head_mask`, made outside inference mode: ``torch.where`` saves it for a training step's backward."""
+    with torch.inference_mode(False), torch.no_grad():
+        head_of_channel = torch.arange(channels, device=device) // head_dims
+        return head_of_channel[:, None] == head_of_channel[None, :]
 
 
 def attend_heads_first(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
