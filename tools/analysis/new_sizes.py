@@ -43,13 +43,13 @@ def main(argv=None):
         parser.error(f'--row {args.row}: this run has rows 0 to {rows - 1}')
     if args.row is None and rows > 1:
         results = run_rows_apart([sys.executable, osp.abspath(__file__)], argv, rows, args.json)
-        if results['failed']:
-            sys.exit(f'rows {results["failed"]} failed (their output is above)')
-        return results
-    results = run(args, each_row, device_of(args), args.results)
+    else:
+        results = run(args, each_row, device_of(args), args.results)
     print('machine:', results['machine'])
     if args.results:
         print(f'wrote {args.results}')
+    if results.get('failed'):
+        sys.exit(f'rows {results["failed"]} failed (their output is above)')
     return results
 
 
