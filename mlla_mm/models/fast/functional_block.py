@@ -78,8 +78,7 @@ def same_head_mask(channels: int, head_dims: int, device: torch.device) -> torch
     """``(C, C)`` booleans, True where two channels belong to the same head: formed in the graph while
     ``torch.compile`` traces (a constant of the graph), cached per width and device otherwise."""
     if torch.compiler.is_compiling():
-        head_of_channel = torch.arange(channels, device=device) // head_dims
-        return head_of_channel[:, None] == head_of_channel[None, :]
+        return _channels_of_one_head(channels, head_dims, device)
     return cached_same_head_mask(int(channels), int(head_dims), device)
 
 
@@ -87,8 +86,12 @@ def same_head_mask(channels: int, head_dims: int, device: torch.device) -> torch
 def cached_same_head_mask(channels: int, head_dims: int, device: torch.device) -> torch.Tensor:
     """:func:`same_head_mask`, made outside inference mode: ``torch.where`` saves it for a training step's backward."""
     with torch.inference_mode(False), torch.no_grad():
-        head_of_channel = torch.arange(channels, device=device) // head_dims
-        return head_of_channel[:, None] == head_of_channel[None, :]
+        return _channels_of_one_head(channels, head_dims, device)
+
+
+def _channels_of_one_head(channels, head_dims, device) -> torch.Tensor:
+    head_of_channel = torch.arange(channels, device=device) // head_dims
+    return head_of_channel[:, None] == head_of_channel[None, :]
 
 
 def attend_heads_first(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
