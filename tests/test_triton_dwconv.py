@@ -77,3 +77,46 @@ def test_bad_shapes_name_the_problem():
         triton_dwconv.dwconv3x3(x, torch.zeros(8, 1, 3, 3), None, 3, 5)
     with pytest.raises(ValueError, match=r'weight must be \(8, 1, 3, 3\)'):
         triton_dwconv.dwconv3x3(x, torch.zeros(8, 1, 5, 5), None, 3, 4)
+
+
+EAGER_CHILD = textwrap.dedent('''
+    import json, sys
+    import torch
+    import torch.nn.functional as F
+    from mlla_mm.models.fast.dwconv import _EagerTriton
+
+    batch, height, width, channels = 2, 9, 19, 72
+    torch.manual_seed(0)
+    x = torch.randn(batch, height * width, channels, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(channels, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(channels, dtype=torch.float64, requires_grad=True)
+    image = x.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
+    ref = F.conv2d(image, weight, bias, padding=1, groups=channels)
+    ref = ref.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+    grad = torch.randn_like(ref)
+    want = [ref] + list(torch.autograd.grad(ref, (x, weight, bias), grad))
+    results = {}
+    for out_name, out_dtype in [('float32', torch.float32), ('float16', torch.float16)]:
+        x32, w32, b32 = (t.detach().float().requires_grad_(True) for t in (x, weight, bias))
+        out = _EagerTriton.apply(x32, w32, b32, height, width, out_dtype)
+        out.backward(grad.to(out_dtype))
+        results[out_name] = {name: {'dtype': str(got.dtype), 'shape': list(got.shape) == list(ref.shape),
+                                    'err': ((got.double() - ref).abs().max() / ref.abs().max()).item()}
+                             for name, got, ref in zip(['out', 'grad_x', 'grad_weight', 'grad_bias'],
+                                                       [out, x32.grad, w32.grad, b32.grad], want)}
+    print(json.dumps(results))
+''')
+
+
+def test_eager_function_matches_conv2d_in_its_output_dtype():
+    """The autograd function the fast path calls uncompiled: the bias inside the kernel, the output in the dtype
+    asked for (autocast's), float32 input, weight and bias read as they are and their gradients returned in it."""
+    env = {**os.environ, 'TRITON_INTERPRET': '1'}
+    done = subprocess.run([sys.executable, '-c', EAGER_CHILD], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for out_name, limit in [('float32', 1e-5), ('float16', 2e-3)]:
+        for name, result in results[out_name].items():
+            want_dtype = f'torch.{out_name}' if name == 'out' else 'torch.float32'
+            assert result['shape'] and result['dtype'] == want_dtype, (out_name, name, result)
+            assert result['err'] < limit, f'{out_name} {name}: relative error {result["err"]:.2e}'

@@ -103,3 +103,32 @@ def test_patch_merging_through_triton_matches_the_module(dtype, monkeypatch):
             continue
         limit = 2 * rel(r, w) + (1e-5 if dtype == torch.float32 else EPS[dtype])
         assert rel(g, w) <= limit, f'{name}: {rel(g, w):.2e} vs cuDNN {rel(r, w):.2e}'
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16], ids=['bf16', 'fp16'])
+def test_uncompiled_convolution_of_float32_tokens_under_autocast(dtype, monkeypatch):
+    """Uncompiled, the kernels read float32 tokens (the residual stream) and weights as they are under autocast and
+    return autocast's dtype, with float32 gradients: no worse than ``F.conv2d`` under the same autocast, which
+    first casts them."""
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
+    torch.manual_seed(1)
+    height, width, channels = 50, 84, 128
+    x64 = torch.randn(2, height * width, channels, device='cuda', dtype=torch.float64, requires_grad=True)
+    w64 = torch.randn(channels, 1, 3, 3, device='cuda', dtype=torch.float64, requires_grad=True)
+    b64 = torch.randn(channels, device='cuda', dtype=torch.float64, requires_grad=True)
+    out64 = reference(x64, w64, b64, height, width)
+    grad64 = torch.randn_like(out64)
+    want = [out64.detach()] + list(torch.autograd.grad(out64, (x64, w64, b64), grad64))
+
+    def run(impl):
+        x, w, b = (t.detach().float().requires_grad_(True) for t in (x64, w64, b64))
+        with torch.autocast('cuda', dtype=dtype):
+            out = impl(x, w, b, height, width)
+        out.backward(grad64.to(out.dtype))
+        return [out.detach(), x.grad, w.grad, b.grad]
+
+    got = run(lambda *args: dwconv3x3_tokens(*args, use_triton=True))
+    base = run(reference)
+    for name, g, r, w in zip(['out', 'grad_x', 'grad_weight', 'grad_bias'], got, base, want):
+        assert g.dtype == r.dtype and g.shape == w.shape, name
+        assert rel(g, w) <= 2 * rel(r, w) + EPS[dtype], f'{name}: {rel(g, w):.2e} vs F.conv2d {rel(r, w):.2e}'

@@ -20,6 +20,11 @@ not, and which serve every image size at once, where cuDNN sets each depthwise c
 part of a second) at every new shape. Otherwise, and on the CPU, it is ``F.conv2d``; should the kernels fail to build
 or run, it warns once and is ``F.conv2d`` from then on (:func:`.triton_dwconv.give_up`). The patch merging's
 stride-2 convolution takes the same operator (:func:`dwconv3x3_stride2_tokens`).
+
+Run uncompiled on CUDA, the Triton kernels are called through an autograd function instead (:class:`_EagerTriton`):
+eager steps are bound by launching kernels, and around the operator each convolution also launches the casts of
+its weights to the autocast dtype, the bias add and the bias gradient's reduction, and pays the operator's
+dispatch. The function is one kernel forward (bias included, float32 weights read as they are) and three backward.
 """
 from typing import Tuple
 
@@ -120,6 +125,53 @@ def _backward(ctx, grad):
 _dwconv3x3.register_autograd(_backward, setup_context=_setup_context)
 
 
+class _EagerTriton(torch.autograd.Function):
+    """``conv(x) + bias`` through the Triton kernels, outside ``torch.compile``. The output is in ``out_dtype`` (the
+    autocast dtype, as ``F.conv2d`` under autocast returns); the input, weight and bias are read in their own dtypes
+    and the gradients returned in them."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, height, width, out_dtype):
+        ctx.save_for_backward(x, weight)
+        ctx.hw_shape, ctx.bias_dtype = (height, width), bias.dtype
+        return triton_dwconv.dwconv3x3(x, weight, bias, height, width, out_dtype=out_dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        height, width = ctx.hw_shape
+        grad = grad.contiguous()
+        try:
+            grad_x = triton_dwconv.dwconv3x3(grad, weight, None, height, width, mirror=True, out_dtype=x.dtype)
+            sums = triton_dwconv.weight_and_bias_grad_sums(grad, x, height, width)  # (10, C): 9 taps, then bias
+            grad_weight, grad_bias = sums[:9].t().reshape(weight.shape), sums[9]
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - kernels that do not build or run: cuDNN instead
+            triton_dwconv.give_up(error)
+            grad_x, grad_weight = _dwconv3x3_backward_default(grad.to(x.dtype), x, weight.to(x.dtype), height, width)
+            grad_bias = grad.sum(dim=(0, 1), dtype=torch.float32)
+        return grad_x, grad_weight.to(weight.dtype), grad_bias.to(ctx.bias_dtype), None, None, None
+
+
+def _eager_triton_for(x: torch.Tensor, use_triton: bool) -> bool:
+    return x.is_cuda and not torch.compiler.is_compiling() and _triton_for(x, use_triton)
+
+
+def _eager_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int, width: int):
+    """:class:`_EagerTriton` on ``x``; should the kernels fail to build or run, they are given up and None is
+    returned (the caller then takes the operator, which runs cuDNN)."""
+    device = x.device.type
+    out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+    try:
+        return _EagerTriton.apply(x.contiguous(), weight, bias, height, width, out_dtype)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - kernels that do not build or run: cuDNN instead
+        triton_dwconv.give_up(error)
+        return None
+
+
 def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
     """The inputs in autocast's dtype where autocast is on (as it casts the inputs of ``F.conv2d``), else the weights
     in the tokens' dtype."""
@@ -134,9 +186,13 @@ def dwconv3x3_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
                      use_triton: bool = False) -> torch.Tensor:
     """3x3 depthwise convolution (padding 1, ``weight`` ``(C, 1, 3, 3)``) of ``(B, H*W, C)`` tokens -> same shape.
 
-    ``use_triton``: on CUDA, this project's Triton kernels instead of cuDNN. Under autocast the inputs are cast to
-    its dtype first, as autocast casts the inputs of ``F.conv2d``.
+    ``use_triton``: on CUDA, this project's Triton kernels instead of cuDNN. Under autocast the result is in its
+    dtype, as ``F.conv2d``'s: the operator's inputs are cast to it first, the eager kernels read them as they are.
     """
+    if _eager_triton_for(x, use_triton):
+        out = _eager_triton(x, weight, bias, height, width)
+        if out is not None:
+            return out
     x, weight, bias = _autocast_inputs(x, weight, bias)
     return _dwconv3x3(x.contiguous(), weight, height, width, use_triton) + bias
 
@@ -152,7 +208,8 @@ def dwconv3x3_stride2_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     """
     if height % 2 or width % 2:
         raise ValueError(f'dwconv3x3_stride2_tokens: the grid must have even sides, got {height}x{width}')
-    x, weight, bias = _autocast_inputs(x, weight, bias)
-    full = _dwconv3x3(x.contiguous(), weight, height, width, use_triton)
-    strided = full.view(x.shape[0], height, width, x.shape[-1])[:, ::2, ::2] + bias
-    return strided.permute(0, 3, 1, 2)
+    full = _eager_triton(x, weight, bias, height, width) if _eager_triton_for(x, use_triton) else None
+    if full is None:
+        x, weight, bias = _autocast_inputs(x, weight, bias)
+        full = _dwconv3x3(x.contiguous(), weight, height, width, use_triton) + bias
+    return full.view(x.shape[0], height, width, x.shape[-1])[:, ::2, ::2].permute(0, 3, 1, 2)

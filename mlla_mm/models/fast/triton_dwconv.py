@@ -207,11 +207,12 @@ def fits(x: torch.Tensor) -> bool:
 
 
 def dwconv3x3(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], height: int, width: int,
-              mirror: bool = False) -> torch.Tensor:
-    """``(B, H*W, C)`` tokens -> the same shape and dtype; ``mirror`` convolves with the taps mirrored."""
+              mirror: bool = False, out_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """``(B, H*W, C)`` tokens -> the same shape, in ``out_dtype`` (default: the tokens' dtype); ``mirror`` convolves
+    with the taps mirrored. The weight and bias are read in their own dtype and the sums formed in float32."""
     _check(x, weight, height, width)
     x, weight = x.contiguous(), weight.contiguous()
-    out = torch.empty_like(x)
+    out = torch.empty_like(x, dtype=out_dtype)
     if x.numel() == 0:
         return out
     grid, col_blocks = _grid(x, height, width)
@@ -225,15 +226,21 @@ def dwconv3x3(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor
 def dwconv3x3_weight_grad(grad: torch.Tensor, x: torch.Tensor, height: int,
                           width: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Gradients of the weight ``(C, 1, 3, 3)`` and bias ``(C,)`` (float32) from the output gradient and input."""
+    total = weight_and_bias_grad_sums(grad, x, height, width)
+    channels = x.shape[-1]
+    # Separate tensors: a custom operator may not return views of one another.
+    return total[:9].t().contiguous().view(channels, 1, 3, 3), total[9].clone()
+
+
+def weight_and_bias_grad_sums(grad: torch.Tensor, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(10, C)`` float32: the gradients of the nine taps of every channel's filter (rows), then of the bias."""
     grad, x = grad.contiguous(), x.contiguous()
     channels = x.shape[-1]
     if x.numel() == 0:
-        return x.new_zeros(channels, 1, 3, 3, dtype=torch.float32), x.new_zeros(channels, dtype=torch.float32)
+        return x.new_zeros(10, channels, dtype=torch.float32)
     grid, col_blocks = _grid(x, height, width)
     partial = torch.empty(grid[0] * grid[2], 10, channels, device=x.device, dtype=torch.float32)
     _dwconv3x3_weight_grad_kernel[grid](grad, x, partial, height, width, channels, col_blocks, BLOCK_W=BLOCK_W,
                                         BLOCK_C=BLOCK_C, ROWS=ROWS, num_warps=NUM_WARPS,
                                         **_stages())
-    total = partial.sum(dim=0)
-    # Separate tensors: a custom operator may not return views of one another.
-    return total[:9].t().contiguous().view(channels, 1, 3, 3), total[9].clone()
+    return partial.sum(dim=0)
