@@ -405,7 +405,7 @@ def test_cached_tables_made_at_inference_serve_training():
     """The RoPE tables and head mask that the uncompiled path caches, first made under ``torch.inference_mode()``
     (a test before training), must still be saved for a training step's backward."""
     functional_block.cached_rope_tables.cache_clear()
-    functional_block.cached_same_head_mask.cache_clear()
+    functional_block.cached_other_head_mask.cache_clear()
     torch.manual_seed(0)
     x = torch.randn(2, 5 * 7, 64)
     weights = [torch.randn(128, 64) * 0.1, torch.zeros(128), torch.randn(64, 1, 3, 3), torch.zeros(64)]
@@ -421,12 +421,12 @@ def test_cached_tables_made_at_inference_serve_training():
         assert torch.isfinite(inputs.grad).all()
 
 
-def test_same_head_mask_is_cached_uncompiled_and_formed_in_the_graph_when_traced(monkeypatch):
-    mask = functional_block.same_head_mask(6, 2, torch.device('cpu'))
-    assert mask.tolist() == [[i // 2 == j // 2 for j in range(6)] for i in range(6)]
-    assert functional_block.same_head_mask(6, 2, torch.device('cpu')) is mask, 'cached uncompiled'
+def test_other_head_mask_is_cached_uncompiled_and_formed_in_the_graph_when_traced(monkeypatch):
+    mask = functional_block.other_head_mask(6, 2, torch.device('cpu'))
+    assert mask.tolist() == [[i // 2 != j // 2 for j in range(6)] for i in range(6)]
+    assert functional_block.other_head_mask(6, 2, torch.device('cpu')) is mask, 'cached uncompiled'
     monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: True)
-    traced = functional_block.same_head_mask(6, 2, torch.device('cpu'))
+    traced = functional_block.other_head_mask(6, 2, torch.device('cpu'))
     assert traced is not mask and torch.equal(traced, mask)
 
 

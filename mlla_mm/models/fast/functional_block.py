@@ -66,32 +66,33 @@ def attend_block_diagonal(queries: torch.Tensor, keys: torch.Tensor, values: tor
 
     Why: in the tokens' own layout the scalings fuse into the kernels that form q, k and v, and the matmuls read
     the transposed keys in place, where putting the heads first costs transposing copies. The price is ``heads``
-    times the FLOPs of these two matmuls and a C x C K'V, hence :data:`BLOCK_DIAGONAL_MAX_WIDTH`. ``where`` drops
-    the other blocks: a product with a 0/1 mask would turn an overflow there into NaN.
+    times the FLOPs of these two matmuls and a C x C K'V, hence :data:`BLOCK_DIAGONAL_MAX_WIDTH`. ``masked_fill``
+    drops the other blocks: a product with a 0/1 mask would turn an overflow there into NaN.
     """
     kv = torch.matmul(keys.transpose(1, 2), values)  # (B, C, C)
-    kv = torch.where(same_head_mask(queries.shape[-1], head_dims, kv.device), kv, kv.new_zeros(()))
+    kv = kv.masked_fill(other_head_mask(queries.shape[-1], head_dims, kv.device), 0)
     return torch.matmul(queries, kv)
 
 
-def same_head_mask(channels: int, head_dims: int, device: torch.device) -> torch.Tensor:
-    """``(C, C)`` booleans, True where two channels belong to the same head: formed in the graph while
+def other_head_mask(channels: int, head_dims: int, device: torch.device) -> torch.Tensor:
+    """``(C, C)`` booleans, True where two channels belong to different heads: formed in the graph while
     ``torch.compile`` traces (a constant of the graph), cached per width and device otherwise."""
     if torch.compiler.is_compiling():
-        return _channels_of_one_head(channels, head_dims, device)
-    return cached_same_head_mask(int(channels), int(head_dims), device)
+        return _channels_of_other_heads(channels, head_dims, device)
+    return cached_other_head_mask(int(channels), int(head_dims), device)
 
 
 @lru_cache(maxsize=64)
-def cached_same_head_mask(channels: int, head_dims: int, device: torch.device) -> torch.Tensor:
-    """:func:`same_head_mask`, made outside inference mode: ``torch.where`` saves it for a training step's backward."""
+def cached_other_head_mask(channels: int, head_dims: int, device: torch.device) -> torch.Tensor:
+    """:func:`other_head_mask`, made outside inference mode: ``masked_fill`` saves it for a training step's
+    backward."""
     with torch.inference_mode(False), torch.no_grad():
-        return _channels_of_one_head(channels, head_dims, device)
+        return _channels_of_other_heads(channels, head_dims, device)
 
 
-def _channels_of_one_head(channels, head_dims, device) -> torch.Tensor:
+def _channels_of_other_heads(channels, head_dims, device) -> torch.Tensor:
     head_of_channel = torch.arange(channels, device=device) // head_dims
-    return head_of_channel[:, None] == head_of_channel[None, :]
+    return head_of_channel[:, None] != head_of_channel[None, :]
 
 
 def attend_heads_first(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
@@ -123,11 +124,11 @@ def linear_attention(x: torch.Tensor, height, width, num_heads: int, qk_weight: 
         rope_cos, rope_sin = rope_cos_sin(height, width, c, x.device, dtype)
     qk_rope = rotate_qk(qk, rope_cos, rope_sin)
 
-    # Normaliser 1 / (phi(q_i) . mean_j phi(k_j)) per head, in float32 (no fp16 overflow, no cancellation).
+    # Normaliser 1 / (phi(q_i) . mean_j phi(k_j)) per head, in float32 (no fp16 overflow, no cancellation): the
+    # mean is accumulated in float32, and its product with the half-precision queries is promoted to it.
     wide = torch.promote_types(dtype, torch.float32)
-    q32 = qk[..., :c].to(wide).view(b, n, num_heads, head_dims)
-    k_mean = qk[..., c:].to(wide).mean(dim=1).view(b, 1, num_heads, head_dims)
-    normaliser = 1.0 / ((q32 * k_mean).sum(dim=-1, keepdim=True) + 1e-6)  # (B, N, heads, 1), float32
+    k_mean = qk[..., c:].mean(dim=1, dtype=wide).view(b, 1, num_heads, head_dims)
+    normaliser = 1.0 / ((qk[..., :c].view(b, n, num_heads, head_dims) * k_mean).sum(dim=-1, keepdim=True) + 1e-6)
 
     # Both factors of K'V carry n ** -0.5 before the product, as in the official model: K'V sums over all tokens,
     # and with positive keys and values an unscaled fp16 product overflows at large images.
@@ -148,11 +149,14 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: f
     """``F.layer_norm`` over the last dimension, at least float32 inside, result in ``x.dtype``. Written out where
     ``torch.compile`` traces it (it specialises ``F.layer_norm`` on the normalised width; these reductions fuse as
     well); uncompiled, ``F.layer_norm`` itself, one kernel forward and one backward where the written-out form
-    launches one per operation."""
+    launches one per operation, its result cast once to autocast's dtype (the linear layers that read it would
+    each cast it again)."""
     wide_dtype = torch.promote_types(x.dtype, torch.float32)
     if not torch.compiler.is_compiling():
+        device = x.device.type
+        out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         return F.layer_norm(x.to(wide_dtype), x.shape[-1:], weight.to(wide_dtype), bias.to(wide_dtype),
-                            eps).to(x.dtype)
+                            eps).to(out_dtype)
     wide = x.to(wide_dtype)
     centred = wide - wide.mean(dim=-1, keepdim=True)
     variance = centred.square().mean(dim=-1, keepdim=True)
