@@ -65,8 +65,8 @@ class MLLA(BaseModule):
             ``torch.compile`` on CUDA and replayed as CUDA graphs, eager elsewhere), or ``'auto'``: for CUDA
             inputs, uncompiled for the model's first images (``compile_training_after``,
             ``compile_inference_after``; counted per process, not saved), then the compiled fast path; plain for
-            other inputs. Uncompiled is the plain path while all inputs had one size, the fast path's functions
-            with the Triton kernels once sizes vary (:meth:`_path`). The weights and
+            other inputs. Uncompiled is the fast path's functions with the Triton kernels, or the plain path
+            without them (:meth:`_path`). The weights and
             state-dict keys are the same. The fast path has no dropout: training with ``drop_rate > 0`` runs plain.
             It compiles when it first meets a shape and dtype, minutes on a cold cache (Inductor keeps it in
             ``TORCHINDUCTOR_CACHE_DIR``). Defaults to ``'auto'``.
@@ -145,10 +145,8 @@ class MLLA(BaseModule):
             raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
         self.attn_impl = attn_impl
         self.fast_cfg = fast.check_fast_cfg(fast_cfg)
-        # images run before compiling with attn_impl='auto', and up to two of their sizes, per kind of forward
-        # (see _path)
+        # images run before compiling with attn_impl='auto', per kind of forward (see _path)
         self.uncompiled_images: Dict[str, int] = {}
-        self.uncompiled_sizes: Dict[str, set] = {}
         self.drop_rate = drop_rate
         self.with_cp = with_cp
 
@@ -302,11 +300,11 @@ class MLLA(BaseModule):
         ``'auto'`` takes the fast path for CUDA inputs once ``fast_cfg['compile_training_after']`` images (with
         gradients) or ``fast_cfg['compile_inference_after']`` images (without) have run uncompiled, counted in
         :attr:`uncompiled_images` per kind of forward: training and inference, batches of one image apart (they
-        compile graphs of their own). Until then it runs plain while the inputs of that kind have had one size,
-        and ``'uncompiled'`` from their second size on where the Triton kernels run (``triton_dwconv``): cuDNN sets
-        its depthwise convolutions up again, for seconds, at every new image size, while at a size it has seen the
-        plain path is the quicker of the two. The fast path has no dropout; half-precision weights outside
-        autocast, which the plain path does not run, take it at once."""
+        compile graphs of their own). Until then it runs ``'uncompiled'`` where the Triton kernels run
+        (``triton_dwconv``), plain elsewhere: the kernels serve every image size at once, where cuDNN sets its
+        depthwise convolutions up (and, with ``cudnn.benchmark``, times them) again, for seconds, at every new size.
+        The fast path has no dropout; half-precision weights outside autocast, which the plain path does not run,
+        take it at once."""
         if self.training and self.drop_rate > 0:
             return 'plain'
         if self.attn_impl != 'auto':
@@ -327,10 +325,7 @@ class MLLA(BaseModule):
             print_log(f'MLLA: {self.uncompiled_images[kind]} images ({kind}) have run uncompiled '
                       f'(fast_cfg compile_{mode}_after={after}); the next ones take the compiled fast path',
                       logger='current')
-        sizes = self.uncompiled_sizes.setdefault(kind, set())
-        if len(sizes) < 2:
-            sizes.add(tuple(x.shape[-2:]))
-        return 'uncompiled' if len(sizes) > 1 and fast.has_triton_kernels(self.fast_cfg) else 'plain'
+        return 'uncompiled' if fast.has_triton_kernels(self.fast_cfg) else 'plain'
 
     def output_map(self, index: int, tokens: torch.Tensor, hw_shape: Tuple[int, int]) -> torch.Tensor:
         """Stage ``index``'s ``(N, H*W, C)`` output tokens, layer-normed, as a contiguous ``(N, C, H, W)`` map."""
