@@ -121,8 +121,9 @@ def test_backbone_auto_uses_fast_path_and_agrees(dtype, compile_stages, whole):
 
 def test_auto_inference_compiles_after_the_given_number_of_images():
     """``compile_inference_after=3``: the first 4 images (two batches of 2, of two sizes) run uncompiled through
-    the fast path's functions with the Triton kernels and compile nothing. The next batch takes the compiled path. All agree with the plain path (within 2e-3: cuDNN's float32 convolutions use
-    TF32 by default, the Triton kernels do not). Training counts its own images (``compile_training_after``)."""
+    the fast path's functions with the Triton kernels and compile nothing. The next batch takes the compiled path.
+    All agree with the plain path (within 2e-3: cuDNN's float32 convolutions use TF32 by default, the Triton kernels
+    do not). Training counts its own images (``compile_training_after``)."""
     arch = dict(embed_dims=64, depths=[1, 1, 1, 1], num_heads=[2, 4, 8, 16])
     compiling.reset()
     torch.manual_seed(0)
@@ -151,7 +152,8 @@ def test_auto_inference_compiles_after_the_given_number_of_images():
 
 def test_auto_trains_uncompiled_with_the_triton_kernels_as_plain_does():
     """A training step of ``'auto'`` (the fast path's functions uncompiled, with the Triton kernels in the blocks
-    and patch mergings) against the plain path's under fp16 autocast: outputs and the stem's weight gradient (which every later layer's backward reaches) within 2e-2, nothing compiled."""
+    and patch mergings) against the plain path's under fp16 autocast: outputs and the stem's weight gradient (which
+    every later layer's backward reaches) within 2e-2, nothing compiled."""
     arch = dict(embed_dims=64, depths=[1, 2, 1, 1], num_heads=[2, 4, 8, 16])
     compiling.reset()
     torch.manual_seed(0)
