@@ -297,10 +297,26 @@ def test_measure_steps_the_optimizer_it_is_given():
     before = model.weight.detach().clone()
     result = timing.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
                                'fp32', warmup=0, iters=2, batch_size=1, make_optimizer=make_optimizer)
-    assert result['train_step_ms'] > 0
-    # the first step (timed alone: a compiled model compiles in it) and the 2 timed ones
-    assert len(built) == 1 and built[0].defaults['fused'] is True and len(stepped) == 3
+    assert result['train_step_ms'] > 0 and result['train_step_host_ms'] > 0
+    # the first step (timed alone: a compiled model compiles in it), the 2 timed ones and the 2 of the host's times
+    assert len(built) == 1 and built[0].defaults['fused'] is True and len(stepped) == 5
     assert not torch.equal(before, model.weight)
+
+
+def test_host_times_start_each_call_on_an_idle_device(monkeypatch):
+    """Each call is timed from a synchronised device to the host's return, without waiting for the device after it:
+    what the host alone spends on a step."""
+    from mlla_mm.analysis import timing
+    events = []
+    monkeypatch.setattr(timing, 'synchronize', lambda device: events.append('sync'))
+
+    def step():
+        events.append('call')
+        time.sleep(0.02)
+
+    times = timing.host_times(step, torch.device('cpu'), 3)
+    assert events == ['sync', 'call'] * 3 + ['sync']
+    assert len(times) == 3 and all(20 <= t < 1000 for t in times)
 
 
 def test_measure_train_step_alone():
@@ -319,7 +335,7 @@ def test_measure_train_step_alone():
     result = timing.measure(model, lambda: dict(predict=dict(input=x), train=dict(input=x)), torch.device('cpu'),
                                'fp32', warmup=3, iters=2, batch_size=1, infer=False)
     assert 'infer_ms' not in result and result['train_step_ms'] > 0 and result['first_train_step_s'] > 0
-    assert calls == [(True, True)] * 5  # the first step, 2 more of warm-up, 2 timed
+    assert calls == [(True, True)] * 7  # the first step, 2 more of warm-up, 2 timed, 2 for the host's time
 
 
 def test_measure_without_an_optimizer_runs_forward_and_backward_alone():

@@ -204,6 +204,7 @@ class RowPrinter:
               f'{value["train_step_ms"]:>9.2f} {value["train_peak_mem_mib"]:>9.0f}'
               + (f'  {row["achieved_tflops"]:.2f} of {row["matmul_tflops"]:.1f} TFLOP/s'
                  if 'achieved_tflops' in row else '')
+              + (f'  host {row["train_step_host_ms"]:.2f} ms' if 'train_step_host_ms' in row else '')
               + (f'  first train step {row["first_train_step_s"]:.1f} s' if 'first_train_step_s' in row else ''),
               flush=True)
 

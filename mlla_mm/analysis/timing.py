@@ -47,6 +47,23 @@ def time_call(fn: Callable[[], None], device: torch.device, warmup: int, iters: 
     return times
 
 
+def host_times(fn: Callable[[], None], device: torch.device, iters: int) -> List[float]:
+    """Milliseconds the host takes to return from each of ``iters`` calls of ``fn``, each started on an idle device.
+
+    Why: a GPU runs the kernels of a step while the host queues the next ones, so a step whose host time is close to
+    its time on the device (:func:`time_call`) is bound by the host (launch overheads), not by the GPU. A step that
+    waits for the GPU inside (e.g. a GradScaler with an optimizer that does not take the scale itself) includes
+    that wait. On the CPU, host time is the step's time."""
+    times = []
+    for _ in range(iters):
+        synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    synchronize(device)
+    return times
+
+
 def loss_of(outputs) -> torch.Tensor:
     """The summed loss of an mmdet / mmseg loss dict, or the mean of a backbone's feature maps."""
     if isinstance(outputs, dict):
@@ -108,7 +125,8 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
     ``train=False`` skips the training step, ``infer=False`` the inference.
 
     Keys: ``infer_ms``, ``images_per_s``, ``first_infer_s`` (the wall time of the first inference: for a compiled
-    model mostly its compile), ``train_step_ms`` (median), ``train_step_ms_min``/``_max``,
+    model mostly its compile), ``train_step_ms`` (median), ``train_step_ms_min``/``_max``, ``train_step_host_ms``
+    (median of :func:`host_times`),
     ``first_train_step_s`` (the wall time of the first training step: for a compiled model mostly its compile) and
     ``train_peak_mem_mib`` (GPU only). The step's optimizer is ``make_optimizer(model)`` (default: :func:`adamw`);
     None makes the step forward and backward alone.
@@ -151,6 +169,7 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
     train_ms = time_call(step, device, max(warmup - 1, 0), iters)  # that first step was one of the warm-up
     result['train_step_ms'] = statistics.median(train_ms)
     result['train_step_ms_min'], result['train_step_ms_max'] = min(train_ms), max(train_ms)
+    result['train_step_host_ms'] = statistics.median(host_times(step, device, iters))
     if device.type == 'cuda':
         result['train_peak_mem_mib'] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
