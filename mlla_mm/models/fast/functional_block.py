@@ -146,17 +146,14 @@ def linear_attention(x: torch.Tensor, height, width, num_heads: int, qk_weight: 
 
 # ---------------------------------------------------------------------------------------------------- block
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
-    """``F.layer_norm`` over the last dimension, at least float32 inside. Written out where ``torch.compile``
-    traces it (it specialises ``F.layer_norm`` on the normalised width; these reductions fuse as well), result in
-    ``x.dtype``; uncompiled, ``F.layer_norm`` itself, one kernel forward and one backward where the written-out form
-    launches one per operation, its result in autocast's dtype where autocast is on (cast once here, where the
-    linear layers that read it would each cast it again), else in ``x.dtype``."""
+    """``F.layer_norm`` over the last dimension, at least float32 inside, result in ``x.dtype``. Written out where
+    ``torch.compile`` traces it (it specialises ``F.layer_norm`` on the normalised width; these reductions fuse as
+    well); uncompiled, ``F.layer_norm`` itself, one kernel forward and one backward where the written-out form
+    launches one per operation."""
     wide_dtype = torch.promote_types(x.dtype, torch.float32)
     if not torch.compiler.is_compiling():
-        device = x.device.type
-        out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         return F.layer_norm(x.to(wide_dtype), x.shape[-1:], weight.to(wide_dtype), bias.to(wide_dtype),
-                            eps).to(out_dtype)
+                            eps).to(x.dtype)
     wide = x.to(wide_dtype)
     centred = wide - wide.mean(dim=-1, keepdim=True)
     variance = centred.square().mean(dim=-1, keepdim=True)
