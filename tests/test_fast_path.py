@@ -8,6 +8,7 @@ tests/gpu/test_fast_path_gpu.py checks the compiled path on a GPU.
 """
 import pytest
 import torch
+import torch.utils.checkpoint as cp
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._sympy.functions import FloorDiv
 
@@ -379,6 +380,80 @@ def test_kernels_that_fail_give_way_to_conv2d(monkeypatch):
     with pytest.warns(UserWarning, match='Failed to find C compiler'):
         grads = dwconv._dwconv3x3_backward_cuda(grad, x, weight, 5, 7, True)
     torch.testing.assert_close(grads, dwconv._dwconv3x3_backward_default(grad, x, weight, 5, 7))
+
+
+def _stand_in_kernel(x, weight, bias, height, width, mirror=False, out_dtype=None):
+    """:func:`.triton_dwconv.dwconv3x3` computed by ``F.conv2d``: the kernels' results where they cannot run."""
+    from mlla_mm.models.fast import dwconv
+    taps = weight.flip((-2, -1)) if mirror else weight
+    out = dwconv._dwconv3x3_default(x, taps.to(x.dtype), height, width)
+    return (out if bias is None else out + bias.to(x.dtype)).to(out_dtype or x.dtype)
+
+
+def test_uncompiled_convolution_gives_way_to_conv2d_inside_its_function(monkeypatch):
+    """Uncompiled on CUDA a depthwise convolution is one autograd function. Should the Triton kernels fail in its
+    forward or its backward, it warns, gives them up and convolves with ``F.conv2d`` inside the same function, so
+    that what it saves does not change: blocks recomputed by a checkpoint after the kernels were given up in a later
+    block's backward save what they saved before. Running out of memory is no such failure. CPU tensors here, the
+    kernels' results computed by ``F.conv2d`` where they are meant to run."""
+    from mlla_mm.models.fast import dwconv, triton_dwconv
+    monkeypatch.setattr(triton_dwconv, 'GIVEN_UP', [])
+    monkeypatch.setattr(triton_dwconv, 'triton', object())  # installed, as far as available() can tell
+    torch.manual_seed(0)
+    x, grad = torch.randn(2, 5 * 7, 8, dtype=torch.float64), torch.randn(2, 5 * 7, 8, dtype=torch.float64)
+    weight, bias = torch.randn(8, 1, 3, 3, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
+
+    def outputs_and_grads(convolve):
+        leaves = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
+        out = convolve(*leaves)
+        return [out.detach()] + list(torch.autograd.grad(out, leaves, grad))
+
+    def twice(convolve):  # two checkpointed regions, as two blocks with with_cp
+        return lambda x, w, b: cp.checkpoint(lambda t: convolve(cp.checkpoint(lambda u: convolve(u, w, b), t,
+                                                                               use_reentrant=False), w, b),
+                                             x, use_reentrant=False)
+
+    def eager(x, w, b):
+        return dwconv._EagerTriton.apply(x, w, b, 5, 7, torch.float64)
+
+    def conv2d(x, w, b):
+        return dwconv._dwconv3x3_default(x, w, 5, 7) + b
+
+    def fails(*args, **kwargs):
+        raise RuntimeError('Failed to find C compiler')
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError('CUDA out of memory')
+
+    monkeypatch.setattr(triton_dwconv, 'dwconv3x3', out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        outputs_and_grads(eager)
+    assert triton_dwconv.available()
+
+    want = outputs_and_grads(twice(conv2d))
+    monkeypatch.setattr(triton_dwconv, 'dwconv3x3', _stand_in_kernel)
+    monkeypatch.setattr(triton_dwconv, 'weight_and_bias_grad_sums', fails)
+    with pytest.warns(UserWarning, match="Failed to find C compiler.*cuDNN's convolutions run instead"):
+        got = outputs_and_grads(twice(eager))  # the second region's backward gives up, the first is recomputed
+    for name, g, w in zip(['out', 'grad_x', 'grad_weight', 'grad_bias'], got, want):
+        torch.testing.assert_close(g, w, msg=name)
+    assert not triton_dwconv.available() and len(triton_dwconv.GIVEN_UP) == 1
+
+    monkeypatch.setattr(triton_dwconv, 'GIVEN_UP', [])
+    monkeypatch.setattr(triton_dwconv, 'dwconv3x3', fails)
+    with pytest.warns(UserWarning, match='Failed to find C compiler'):
+        got = outputs_and_grads(eager)
+    for g, w in zip(got, outputs_and_grads(conv2d)):
+        torch.testing.assert_close(g, w)
+
+
+def test_uncompiled_convolution_function_is_for_cuda_tokens_outside_compile(monkeypatch):
+    """The autograd function is taken for CUDA tokens with ``use_triton`` outside ``torch.compile`` only (here: CPU
+    tokens, or not asked): elsewhere the operator runs, which compiled graphs call."""
+    from mlla_mm.models.fast import dwconv
+    x, weight, bias = torch.randn(1, 4 * 6, 8), torch.randn(8, 1, 3, 3), torch.randn(8)
+    assert dwconv._eager_triton(x, weight, bias, 4, 6, use_triton=True) is None
+    assert dwconv._eager_triton(x, weight, bias, 4, 6, use_triton=False) is None
 
 
 @pytest.mark.parametrize('tracing', [False, True], ids=['uncompiled', 'as-traced'])
@@ -925,8 +1000,9 @@ class _CountOperations(TorchDispatchMode):
 
 def test_uncompiled_fast_path_launches_fewer_operations_than_plain():
     """An eager train step is bound by launching kernels from Python, so the uncompiled fast path (what ``'auto'``
-    trains with once sizes vary) must not launch more operations, forward and backward, than the plain path it
-    stands in for: its LayerNorms are ``F.layer_norm``, its depthwise convolutions one operator without permutes."""
+    trains with before it compiles) must not launch more operations, forward and backward, than the plain path it
+    stands in for: its LayerNorms are ``F.layer_norm``, its depthwise convolutions (on the CPU) one operator without
+    permutes."""
     arch = dict(embed_dims=32, depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8])
     counts = {}
     for path in ('plain', 'uncompiled'):

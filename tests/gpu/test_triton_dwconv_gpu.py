@@ -52,7 +52,7 @@ def test_triton_dwconv_matches_conv2d(batch, height, width, channels, dtype, mon
         out.backward(grad64.to(dtype))
         return [out.detach(), x.grad, w.grad, b.grad]
 
-    got = run(lambda *args: dwconv3x3_tokens(*args, use_triton=True))  # the custom operator, Triton kernels
+    got = run(lambda *args: dwconv3x3_tokens(*args, use_triton=True))  # uncompiled: the autograd function
     base = run(reference)
     for name, g, r, w in zip(['out', 'grad_x', 'grad_weight', 'grad_bias'], got, base, want):
         assert g.dtype == dtype and g.shape == w.shape, name
@@ -61,12 +61,15 @@ def test_triton_dwconv_matches_conv2d(batch, height, width, channels, dtype, mon
 
 
 def test_operator_runs_triton_only_when_asked(monkeypatch):
-    """``use_triton=True`` runs the Triton kernels (the same numbers bit for bit); False runs cuDNN: the two agree."""
+    """``use_triton=True`` runs the Triton kernels (the same numbers bit for bit), uncompiled and through the
+    operator that compiled graphs call; False runs cuDNN: they agree."""
     monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
     x = torch.randn(2, 30 * 20, 64, device='cuda')
     w, b = torch.randn(64, 1, 3, 3, device='cuda'), torch.randn(64, device='cuda')
     with_triton = dwconv3x3_tokens(x, w, b, 30, 20, use_triton=True)
     torch.testing.assert_close(with_triton, triton_dwconv.dwconv3x3(x, w, b, 30, 20), rtol=0, atol=0)
+    operator = torch.ops.mlla_mm.dwconv3x3_tokens(x, w, 30, 20, True)
+    torch.testing.assert_close(operator, triton_dwconv.dwconv3x3(x, w, None, 30, 20), rtol=0, atol=0)
     torch.testing.assert_close(dwconv3x3_tokens(x, w, b, 30, 20), with_triton, rtol=1e-5, atol=1e-5)
 
 

@@ -24,12 +24,14 @@ stride-2 convolution takes the same operator (:func:`dwconv3x3_stride2_tokens`).
 Run uncompiled on CUDA, the Triton kernels are called through an autograd function instead (:class:`_EagerTriton`):
 eager steps are bound by launching kernels, and around the operator each convolution also launches the casts of
 its weights to the autocast dtype, the bias add and the bias gradient's reduction, and pays the operator's
-dispatch. The function is one kernel forward (bias included, float32 weights read as they are) and three backward.
+dispatch. The function is one kernel forward (bias included, float32 weights read as they are) and four backward
+(the input gradient, the weight and bias partial sums, their total, the weight gradient's transpose).
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from . import triton_dwconv
 from ..layers.layout import image_to_tokens, tokens_to_image
@@ -53,14 +55,8 @@ def _dwconv3x3(x: torch.Tensor, weight: torch.Tensor, height: int, width: int, u
 def _triton_or_default(x: torch.Tensor, use_triton: bool, with_triton, default):
     """``with_triton()`` where the Triton kernels run for ``x``, else ``default()``; should the kernels fail to build
     or run, they are given up (:func:`.triton_dwconv.give_up`) and ``default()`` runs."""
-    if _triton_for(x, use_triton):
-        try:
-            return with_triton()
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as error:  # noqa: BLE001 - kernels that do not build or run: cuDNN instead
-            triton_dwconv.give_up(error)
-    return default()
+    out = _try_triton(with_triton) if _triton_for(x, use_triton) else None
+    return default() if out is None else out
 
 
 def _dwconv3x3_cuda(x, weight, height, width, use_triton):
@@ -128,48 +124,63 @@ _dwconv3x3.register_autograd(_backward, setup_context=_setup_context)
 class _EagerTriton(torch.autograd.Function):
     """``conv(x) + bias`` through the Triton kernels, outside ``torch.compile``. The output is in ``out_dtype`` (the
     autocast dtype, as ``F.conv2d`` under autocast returns); the input, weight and bias are read in their own dtypes
-    and the gradients returned in them."""
+    and the gradients returned in them. Should the kernels fail to build or run, they are given up
+    (:func:`.triton_dwconv.give_up`) and cuDNN convolves, inside the function: what it saves for the backward stays
+    the same, as a recomputing checkpoint requires."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, height, width, out_dtype):
         ctx.save_for_backward(x, weight)
         ctx.hw_shape, ctx.bias_dtype = (height, width), bias.dtype
-        return triton_dwconv.dwconv3x3(x, weight, bias, height, width, out_dtype=out_dtype)
+        out = _try_triton(lambda: triton_dwconv.dwconv3x3(x, weight, bias, height, width, out_dtype=out_dtype))
+        if out is None:
+            out = _dwconv3x3_default(x.to(out_dtype), weight.to(out_dtype), height, width) + bias.to(out_dtype)
+        return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         height, width = ctx.hw_shape
         grad = grad.contiguous()
-        try:
+
+        def with_triton():
             grad_x = triton_dwconv.dwconv3x3(grad, weight, None, height, width, mirror=True, out_dtype=x.dtype)
             sums = triton_dwconv.weight_and_bias_grad_sums(grad, x, height, width)  # (10, C): 9 taps, then bias
-            grad_weight, grad_bias = sums[:9].t().reshape(weight.shape), sums[9]
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as error:  # noqa: BLE001 - kernels that do not build or run: cuDNN instead
-            triton_dwconv.give_up(error)
+            return grad_x, sums[:9].t().reshape(weight.shape), sums[9]
+
+        grads = _try_triton(with_triton)
+        if grads is None:
             grad_x, grad_weight = _dwconv3x3_backward_default(grad.to(x.dtype), x, weight.to(x.dtype), height, width)
-            grad_bias = grad.sum(dim=(0, 1), dtype=torch.float32)
+            grads = grad_x, grad_weight, grad.sum(dim=(0, 1), dtype=torch.promote_types(grad.dtype, torch.float32))
+        grad_x, grad_weight, grad_bias = grads
         return grad_x, grad_weight.to(weight.dtype), grad_bias.to(ctx.bias_dtype), None, None, None
 
 
-def _eager_triton_for(x: torch.Tensor, use_triton: bool) -> bool:
-    return x.is_cuda and not torch.compiler.is_compiling() and _triton_for(x, use_triton)
-
-
-def _eager_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int, width: int):
-    """:class:`_EagerTriton` on ``x``; should the kernels fail to build or run, they are given up and None is
-    returned (the caller then takes the operator, which runs cuDNN)."""
-    device = x.device.type
-    out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+def _try_triton(launch):
+    """``launch()`` while the Triton kernels are available; None if they are not, or fail now (then given up)."""
+    if not triton_dwconv.available():
+        return None
     try:
-        return _EagerTriton.apply(x.contiguous(), weight, bias, height, width, out_dtype)
+        return launch()
     except torch.OutOfMemoryError:
         raise
     except Exception as error:  # noqa: BLE001 - kernels that do not build or run: cuDNN instead
         triton_dwconv.give_up(error)
         return None
+
+
+def _eager_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int, width: int,
+                  use_triton: bool) -> Optional[torch.Tensor]:
+    """:class:`_EagerTriton` on ``x`` where it applies: CUDA tokens outside ``torch.compile``, ``use_triton``, Triton
+    installed (even if its kernels were given up since: a checkpoint's recomputation must take the same function),
+    and sizes the kernels index. None elsewhere: the caller then takes the operator."""
+    if not (use_triton and x.is_cuda and triton_dwconv.triton is not None and triton_dwconv.fits(x)
+            and not torch.compiler.is_compiling()):
+        return None
+    device = x.device.type
+    out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+    return _EagerTriton.apply(x.contiguous(), weight, bias, height, width, out_dtype)
 
 
 def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
@@ -189,10 +200,9 @@ def dwconv3x3_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
     ``use_triton``: on CUDA, this project's Triton kernels instead of cuDNN. Under autocast the result is in its
     dtype, as ``F.conv2d``'s: the operator's inputs are cast to it first, the eager kernels read them as they are.
     """
-    if _eager_triton_for(x, use_triton):
-        out = _eager_triton(x, weight, bias, height, width)
-        if out is not None:
-            return out
+    out = _eager_triton(x, weight, bias, height, width, use_triton)
+    if out is not None:
+        return out
     x, weight, bias = _autocast_inputs(x, weight, bias)
     return _dwconv3x3(x.contiguous(), weight, height, width, use_triton) + bias
 
@@ -200,7 +210,8 @@ def dwconv3x3_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
 def dwconv3x3_stride2_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int, width: int,
                              use_triton: bool = False) -> torch.Tensor:
     """3x3 depthwise convolution with stride 2 (padding 1) of ``(B, H*W, C)`` tokens on an even ``H x W`` grid ->
-    a ``(B, C, H/2, W/2)`` image (a channels-last view), as the patch merging's convolution computes it.
+    a ``(B, C, H/2, W/2)`` image with the channels innermost (uncompiled on CUDA, a strided view of the stride-1
+    output), as the patch merging's convolution computes it.
 
     The stride-1 convolution's outputs at even rows and columns, which are exactly the stride-2 outputs: it does
     four times the arithmetic, but runs the same kernels as the blocks, which a new image size does not make set up
@@ -208,8 +219,10 @@ def dwconv3x3_stride2_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     """
     if height % 2 or width % 2:
         raise ValueError(f'dwconv3x3_stride2_tokens: the grid must have even sides, got {height}x{width}')
-    full = _eager_triton(x, weight, bias, height, width) if _eager_triton_for(x, use_triton) else None
-    if full is None:
-        x, weight, bias = _autocast_inputs(x, weight, bias)
-        full = _dwconv3x3(x.contiguous(), weight, height, width, use_triton) + bias
-    return full.view(x.shape[0], height, width, x.shape[-1])[:, ::2, ::2].permute(0, 3, 1, 2)
+    full = _eager_triton(x, weight, bias, height, width, use_triton)  # bias included
+    if full is not None:
+        return full.view(x.shape[0], height, width, x.shape[-1])[:, ::2, ::2].permute(0, 3, 1, 2)
+    x, weight, bias = _autocast_inputs(x, weight, bias)
+    full = _dwconv3x3(x.contiguous(), weight, height, width, use_triton)
+    strided = full.view(x.shape[0], height, width, x.shape[-1])[:, ::2, ::2] + bias
+    return strided.permute(0, 3, 1, 2)
