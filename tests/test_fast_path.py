@@ -408,10 +408,11 @@ def test_uncompiled_convolution_gives_way_to_conv2d_inside_its_function(monkeypa
         out = convolve(*leaves)
         return [out.detach()] + list(torch.autograd.grad(out, leaves, grad))
 
-    def twice(convolve):  # two checkpointed regions, as two blocks with with_cp
-        return lambda x, w, b: cp.checkpoint(lambda t: convolve(cp.checkpoint(lambda u: convolve(u, w, b), t,
-                                                                               use_reentrant=False), w, b),
-                                             x, use_reentrant=False)
+    def twice(convolve):  # two checkpointed regions one after the other, as two blocks with with_cp
+        def regions(x, w, b):
+            first = cp.checkpoint(convolve, x, w, b, use_reentrant=False)
+            return cp.checkpoint(convolve, first, w, b, use_reentrant=False)
+        return regions
 
     def eager(x, w, b):
         return dwconv._EagerTriton.apply(x, w, b, 5, 7, torch.float64)
