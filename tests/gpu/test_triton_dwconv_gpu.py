@@ -30,6 +30,18 @@ def reference(x, weight, bias, height, width):
     return out.permute(0, 2, 3, 1).reshape(b, height * width, c)
 
 
+def float64_case(batch, height, width, channels):
+    """Random float64 tokens, weight and bias on the GPU, an output gradient, and the reference's output and
+    gradients ``[out, grad_x, grad_weight, grad_bias]``."""
+    x64 = torch.randn(batch, height * width, channels, device='cuda', dtype=torch.float64, requires_grad=True)
+    w64 = torch.randn(channels, 1, 3, 3, device='cuda', dtype=torch.float64, requires_grad=True)
+    b64 = torch.randn(channels, device='cuda', dtype=torch.float64, requires_grad=True)
+    out64 = reference(x64, w64, b64, height, width)
+    grad64 = torch.randn_like(out64)
+    want = [out64.detach()] + list(torch.autograd.grad(out64, (x64, w64, b64), grad64))
+    return (x64, w64, b64), grad64, want
+
+
 def rel(a, b):
     return ((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
 
@@ -39,15 +51,10 @@ def rel(a, b):
 def test_triton_dwconv_matches_conv2d(batch, height, width, channels, dtype, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
     torch.manual_seed(batch + height + channels)
-    x64 = torch.randn(batch, height * width, channels, device='cuda', dtype=torch.float64, requires_grad=True)
-    w64 = torch.randn(channels, 1, 3, 3, device='cuda', dtype=torch.float64, requires_grad=True)
-    b64 = torch.randn(channels, device='cuda', dtype=torch.float64, requires_grad=True)
-    out64 = reference(x64, w64, b64, height, width)
-    grad64 = torch.randn_like(out64)
-    want = [out64.detach()] + list(torch.autograd.grad(out64, (x64, w64, b64), grad64))
+    inputs64, grad64, want = float64_case(batch, height, width, channels)
 
     def run(impl):
-        x, w, b = (t.detach().to(dtype).requires_grad_(True) for t in (x64, w64, b64))
+        x, w, b = (t.detach().to(dtype).requires_grad_(True) for t in inputs64)
         out = impl(x, w, b, height, width)
         out.backward(grad64.to(dtype))
         return [out.detach(), x.grad, w.grad, b.grad]
@@ -115,16 +122,11 @@ def test_uncompiled_convolution_of_float32_tokens_under_autocast(dtype, monkeypa
     first casts them."""
     monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
     torch.manual_seed(1)
-    height, width, channels = 50, 84, 128
-    x64 = torch.randn(2, height * width, channels, device='cuda', dtype=torch.float64, requires_grad=True)
-    w64 = torch.randn(channels, 1, 3, 3, device='cuda', dtype=torch.float64, requires_grad=True)
-    b64 = torch.randn(channels, device='cuda', dtype=torch.float64, requires_grad=True)
-    out64 = reference(x64, w64, b64, height, width)
-    grad64 = torch.randn_like(out64)
-    want = [out64.detach()] + list(torch.autograd.grad(out64, (x64, w64, b64), grad64))
+    height, width = 50, 84
+    inputs64, grad64, want = float64_case(2, height, width, 128)
 
     def run(impl):
-        x, w, b = (t.detach().float().requires_grad_(True) for t in (x64, w64, b64))
+        x, w, b = (t.detach().float().requires_grad_(True) for t in inputs64)
         with torch.autocast('cuda', dtype=dtype):
             out = impl(x, w, b, height, width)
         out.backward(grad64.to(out.dtype))
