@@ -26,8 +26,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(fn: Callable[[], None], device: torch.device, warmup: int, iters: int) -> List[float]:
-    """Milliseconds of each of ``iters`` calls after ``warmup`` calls (CUDA events on a GPU)."""
+def time_call(fn: Callable[[], None], device: torch.device, warmup: int, iters: int,
+              host_ms: Optional[List[float]] = None) -> List[float]:
+    """Milliseconds of each of ``iters`` calls after ``warmup`` calls (CUDA events on a GPU). Each call starts on an
+    idle device; ``host_ms``, when given, receives the milliseconds the host took to return from each call.
+
+    Why the host's time: a GPU runs the kernels of a step while the host queues the next ones, so a step whose host
+    time is close to its time on the device is bound by the host (launch overheads), not by the GPU. A step that
+    waits for the GPU inside (e.g. a GradScaler with an optimizer that does not take the scale itself) includes
+    that wait. On the CPU the two are the same."""
     for _ in range(warmup):
         fn()
     synchronize(device)
@@ -36,31 +43,17 @@ def time_call(fn: Callable[[], None], device: torch.device, warmup: int, iters: 
         if device.type == 'cuda':
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            fn()
+        t0 = time.perf_counter()
+        fn()
+        host = (time.perf_counter() - t0) * 1e3
+        if device.type == 'cuda':
             end.record()
             end.synchronize()
             times.append(start.elapsed_time(end))
         else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
-def host_times(fn: Callable[[], None], device: torch.device, iters: int) -> List[float]:
-    """Milliseconds the host takes to return from each of ``iters`` calls of ``fn``, each started on an idle device.
-
-    Why: a GPU runs the kernels of a step while the host queues the next ones, so a step whose host time is close to
-    its time on the device (:func:`time_call`) is bound by the host (launch overheads), not by the GPU. A step that
-    waits for the GPU inside (e.g. a GradScaler with an optimizer that does not take the scale itself) includes
-    that wait. On the CPU, host time is the step's time."""
-    times = []
-    for _ in range(iters):
-        synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    synchronize(device)
+            times.append(host)
+        if host_ms is not None:
+            host_ms.append(host)
     return times
 
 
@@ -126,7 +119,7 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
 
     Keys: ``infer_ms``, ``images_per_s``, ``first_infer_s`` (the wall time of the first inference: for a compiled
     model mostly its compile), ``train_step_ms`` (median), ``train_step_ms_min``/``_max``, ``train_step_host_ms``
-    (median of :func:`host_times`),
+    (median of the host's times, :func:`time_call`),
     ``first_train_step_s`` (the wall time of the first training step: for a compiled model mostly its compile) and
     ``train_peak_mem_mib`` (GPU only). The step's optimizer is ``make_optimizer(model)`` (default: :func:`adamw`);
     None makes the step forward and backward alone.
@@ -166,10 +159,11 @@ def measure(model: nn.Module, make_batch: Callable[[], Dict], device: torch.devi
     step()
     synchronize(device)
     result['first_train_step_s'] = time.perf_counter() - start
-    train_ms = time_call(step, device, max(warmup - 1, 0), iters)  # that first step was one of the warm-up
+    host_ms = []
+    train_ms = time_call(step, device, max(warmup - 1, 0), iters, host_ms)  # the first step was one of the warm-up
     result['train_step_ms'] = statistics.median(train_ms)
     result['train_step_ms_min'], result['train_step_ms_max'] = min(train_ms), max(train_ms)
-    result['train_step_host_ms'] = statistics.median(host_times(step, device, iters))
+    result['train_step_host_ms'] = statistics.median(host_ms)
     if device.type == 'cuda':
         result['train_peak_mem_mib'] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
