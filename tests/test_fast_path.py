@@ -874,6 +874,9 @@ def test_compiled_backbone_with_a_frozen_stage_matches_the_blocks(counted_compil
     (dict(compile_inference_after=1.5), r'compile_inference_after must be .*got 1.5'),
     (dict(compile_training_after=-5), r'compile_training_after must be a number of images >= 0 or None.*-5'),
     (dict(compile_training_after='5000'), r"compile_training_after must be .*got '5000'"),
+    (dict(uncompiled_graphs=-1), r'uncompiled_graphs must be a number of image sizes >= 0, got -1'),
+    (dict(uncompiled_graphs=True), r'uncompiled_graphs must be .*got True'),
+    (dict(uncompiled_graphs=None), r'uncompiled_graphs must be .*got None'),
 ])
 def test_fast_cfg_rejects_unknown_keys_and_values(fast_cfg, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -885,7 +888,7 @@ def test_fast_cfg_defaults_and_is_not_shared():
     model = MLLA('tiny', fast_cfg=options)
     assert model.fast_cfg == dict(cuda_graphs=True, triton_dwconv=True, compile_convs=False, compile_stages='all',
                                   compile_backbone=True, compile=False, compile_training_after=5000,
-                                  compile_inference_after=2000, strict=False)
+                                  compile_inference_after=2000, uncompiled_graphs=1, strict=False)
     assert MLLA('tiny', fast_cfg=dict(compile_inference_after=None)).fast_cfg['compile_inference_after'] is None
     assert options == dict(compile=False), "the caller's dict is left as it was"
     assert MLLA('tiny').fast_cfg == fast.FAST_CFG_DEFAULTS and MLLA('tiny').fast_cfg is not fast.FAST_CFG_DEFAULTS
@@ -974,7 +977,8 @@ def test_uncompiled_forward_compiles_nothing_and_matches_plain(fresh_fast_path, 
                         forward_backbone(model, x, cfg))
     x = torch.randn(2, 3, 64, 96, dtype=torch.float64)
     outs_p, outs_u = plain(x), auto(x)
-    assert [(cfg['compile'], cfg['cuda_graphs']) for cfg in cfgs] == [(False, False)], 'the fast path, uncompiled'
+    # uncompiled, with the model's cuda_graphs (for uncompiled_graphs: tests/test_eager_graphs.py)
+    assert [(cfg['compile'], cfg['cuda_graphs']) for cfg in cfgs] == [(False, True)], 'the fast path, uncompiled'
     assert not compiling.COMPILED
     for u, p in zip(outs_u, outs_p):
         torch.testing.assert_close(u, p)

@@ -92,6 +92,9 @@ class MLLA(BaseModule):
               uncompiled for this many images, then on the compiled fast path, so that a short job never waits for
               the compile (docs/fast_path.md). 0 compiles at once, None never. ``'fast'`` compiles at once.
             - ``compile_inference_after`` (2000): the same for inference (no gradients).
+            - ``uncompiled_graphs`` (1): uncompiled train steps at up to this many image sizes, each met twice
+              before, are captured and replayed as CUDA graphs (with ``cuda_graphs``; a graph keeps one step's
+              activations), which takes the kernel launches off the host without compiling. 0: none.
             - ``strict`` (False): a compiler failure raises instead of falling back to a slower path (tests).
 
             Defaults to None (all defaults).
@@ -279,7 +282,7 @@ class MLLA(BaseModule):
         if path == 'fast':
             return fast.forward_backbone(self, x, self.fast_cfg)
         if path == 'uncompiled':
-            return fast.forward_backbone(self, x, {**self.fast_cfg, 'compile': False, 'cuda_graphs': False})
+            return fast.forward_backbone(self, x, {**self.fast_cfg, 'compile': False})
         if x.dtype in (torch.float16, torch.bfloat16) and not torch.is_autocast_enabled(x.device.type):
             # RoPE's tables are float32, as in the official model, and would meet half-precision values in a matmul
             raise ValueError(f'MLLA got a {x.dtype} model and input outside autocast, which its plain path does not '

@@ -11,6 +11,7 @@ import torch
 from timm.layers import DropPath
 
 from . import compile as compiling
+from . import eager_graphs
 from .functional_block import mlla_block
 from .runner import run_patch_merging, run_stage_blocks, run_stem
 
@@ -20,13 +21,20 @@ def forward_backbone(model, x: torch.Tensor, cfg: dict) -> Tuple[torch.Tensor, .
     options ``cfg`` (``model.fast_cfg``); the same outputs as its plain forward, without dropout."""
     if model.with_cp:  # recomputing a block in the backward would record CUDA graphs inside a graph's backward
         cfg = {**cfg, 'cuda_graphs': False}
-    if cfg['cuda_graphs'] and model.training and torch.is_grad_enabled():
+    if cfg['cuda_graphs'] and model.training and torch.is_grad_enabled() and (
+            compiling.compiles(x, cfg) or eager_graphs.holds_graphs(model)):
         _move_accumulated_grads_out_of_graphs(model)
     # Channels-last images: the stem's convolutions and BatchNorms then run without layout conversions, and its
     # output turns into (B, H*W, C) tokens as a view.
     x = x.contiguous(memory_format=torch.channels_last)
+    if model.training and torch.is_grad_enabled() and compiling.compiles(x, cfg):
+        eager_graphs.release(model)
     if _compiles_whole(model, x, cfg):
         outs = _run_whole(model, x, cfg)
+        if outs is not None:
+            return outs
+    if eager_graphs.applies(model, x, cfg):
+        outs = eager_graphs.run(model, x, cfg, features)
         if outs is not None:
             return outs
     return features(model, x, cfg)

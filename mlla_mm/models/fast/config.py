@@ -17,6 +17,7 @@ FAST_CFG_DEFAULTS: Mapping[str, Any] = MappingProxyType(dict(
     compile=True,  # False: the fused functions run eagerly, nothing is compiled
     compile_training_after=5000,  # with attn_impl='auto': images trained uncompiled before compiling
     compile_inference_after=2000,  # with attn_impl='auto': images inferred uncompiled before compiling
+    uncompiled_graphs=1,  # image sizes whose uncompiled train steps are replayed as CUDA graphs (0: none)
     strict=False,  # True: a compiler failure raises instead of falling back to a slower path
 ))
 
@@ -38,6 +39,9 @@ def check_fast_cfg(fast_cfg: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         elif key in ('compile_training_after', 'compile_inference_after'):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f'fast_cfg: {key} must be a number of images >= 0 or None (never), got {value!r}')
+        elif key == 'uncompiled_graphs':
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f'fast_cfg: uncompiled_graphs must be a number of image sizes >= 0, got {value!r}')
         elif not isinstance(value, bool):
             raise ValueError(f'fast_cfg: {key} must be True or False, got {value!r}')
     return cfg

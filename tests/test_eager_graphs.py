@@ -1,0 +1,141 @@
+"""Which uncompiled train steps are captured as CUDA graphs (mlla_mm/models/fast/eager_graphs.py), on the CPU.
+
+The capture itself needs a GPU (tests/gpu/test_fast_path_gpu.py replays it against eager steps); here a stand-in
+for ``torch.cuda.make_graphed_callables`` runs the step eagerly, so that the choice of sizes, the dropping of graphs
+when the model changes, and the failure path are checked without one.
+"""
+import pytest
+import torch
+
+from mlla_mm import MLLA
+from mlla_mm.models import fast
+from mlla_mm.models.fast import compile as compiling
+from mlla_mm.models.fast import eager_graphs
+from mlla_mm.models.fast.backbone import features
+
+SMALL = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
+
+
+class FakeCapture:
+    """Stands for ``make_graphed_callables``: records the input shapes it is given, runs the step once (as its
+    warm-up does) and returns a "graph" whose replays return that step's outputs, as a graph returns its static
+    outputs."""
+
+    def __init__(self):
+        self.captured, self.static_outputs = [], None
+
+    def __call__(self, fn, sample_args, num_warmup_iters, allow_unused_input, capture_error_mode):
+        assert not torch.is_autocast_cache_enabled(), "autocast's weight cache is off while capturing"
+        self.captured.append(tuple(sample_args[0].shape))
+        self.static_outputs = fn(*sample_args)  # updates the BatchNorms' statistics, as the warm-up does
+        outputs = self.static_outputs
+        return lambda *args: outputs
+
+
+@pytest.fixture
+def fake_capture(monkeypatch):
+    capture = FakeCapture()
+    monkeypatch.setattr(torch.cuda, 'make_graphed_callables', capture)
+    compiling.reset()
+    yield capture
+    compiling.reset()
+
+
+def model_and_cfg(**fast_cfg):
+    torch.manual_seed(0)
+    model = MLLA(SMALL, attn_impl='fast', fast_cfg=dict(compile=False, **fast_cfg))
+    model.train()
+    return model, model.fast_cfg
+
+
+def step(model, cfg, size):
+    return eager_graphs.run(model, torch.randn(2, 3, *size), cfg, features)
+
+
+def test_a_size_is_captured_at_its_third_meeting_and_replayed_after(fake_capture):
+    model, cfg = model_and_cfg()
+    assert [step(model, cfg, (64, 64)) for _ in range(eager_graphs.MEETINGS_BEFORE_CAPTURE)] == [None, None]
+    assert fake_capture.captured == []
+    outs = step(model, cfg, (64, 64))
+    assert fake_capture.captured == [(2, 3, 64, 64)] and len(outs) == 4
+    assert all(o.requires_grad for o in outs)
+    assert step(model, cfg, (64, 64)) is not None and fake_capture.captured == [(2, 3, 64, 64)], 'replayed'
+
+
+def test_no_more_sizes_than_uncompiled_graphs_are_captured(fake_capture):
+    model, cfg = model_and_cfg(uncompiled_graphs=1)
+    for _ in range(3):
+        step(model, cfg, (64, 64))
+    assert [step(model, cfg, (32, 64)) for _ in range(4)] == [None] * 4
+    model, cfg = model_and_cfg(uncompiled_graphs=2)
+    for size in [(64, 64)] * 3 + [(32, 64)] * 3:
+        step(model, cfg, size)
+    assert fake_capture.captured == [(2, 3, 64, 64), (2, 3, 64, 64), (2, 3, 32, 64)]
+
+
+def test_outputs_are_copies_of_the_graphs_outputs(fake_capture):
+    model, cfg = model_and_cfg()
+    for _ in range(3):
+        step(model, cfg, (32, 32))
+    replayed = step(model, cfg, (32, 32))
+    assert all(torch.equal(a, b) and a.data_ptr() != b.data_ptr()
+               for a, b in zip(replayed, fake_capture.static_outputs))
+
+
+@pytest.mark.parametrize('change', ['freeze', 'eval', 'new tensor'])
+def test_a_change_of_the_model_drops_its_graphs(fake_capture, change):
+    model, cfg = model_and_cfg()
+    for _ in range(3):
+        step(model, cfg, (64, 64))
+    if change == 'freeze':
+        model.patch_embed.requires_grad_(False)
+    elif change == 'eval':
+        model.layers[0].eval()
+    else:
+        model.norm0.weight.data = model.norm0.weight.data.clone()
+    step(model, cfg, (64, 64))
+    assert fake_capture.captured == [(2, 3, 64, 64)] * 2, 'captured again'
+
+
+def test_capturing_leaves_the_batchnorm_statistics_as_they_were(fake_capture):
+    model, cfg = model_and_cfg()
+    for _ in range(2):
+        step(model, cfg, (64, 64))
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    x = torch.randn(2, 3, 64, 64)
+    step_fn = eager_graphs.capture(model, x, tuple(p for p in model.parameters() if p.requires_grad), cfg, features)
+    assert step_fn is not None
+    assert all(torch.equal(b, before[name]) for name, b in model.named_buffers())
+    assert any('running_mean' in name for name in before)
+
+
+def test_a_failed_capture_warns_and_is_not_tried_again(monkeypatch):
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError('operation not permitted when stream is capturing')
+
+    monkeypatch.setattr(torch.cuda, 'make_graphed_callables', failing)
+    compiling.reset()
+    try:
+        model, cfg = model_and_cfg()
+        for _ in range(2):
+            step(model, cfg, (64, 64))
+        with pytest.warns(UserWarning, match='capturing an uncompiled train step as a CUDA graph failed.*'
+                                              'not permitted'):
+            assert step(model, cfg, (64, 64)) is None
+        assert 'eager-graphs' in compiling.FAILED and calls == [1]
+        model, cfg = model_and_cfg(strict=True)
+        for _ in range(2):
+            step(model, cfg, (64, 64))
+        with pytest.raises(RuntimeError, match='not permitted'):
+            step(model, cfg, (64, 64))
+    finally:
+        compiling.reset()
+
+
+def test_graphs_apply_to_uncompiled_cuda_train_steps_only():
+    model, cfg = model_and_cfg()
+    assert not eager_graphs.applies(model, torch.randn(1, 3, 32, 32), cfg), 'a CPU input'
+    assert fast.check_fast_cfg(None)['uncompiled_graphs'] == 1
