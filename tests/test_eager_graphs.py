@@ -1,9 +1,11 @@
 """Which uncompiled train steps are captured as CUDA graphs (mlla_mm/models/fast/eager_graphs.py), on the CPU.
 
-The capture itself needs a GPU (tests/gpu/test_fast_path_gpu.py replays it against eager steps); here a stand-in
+The capture itself needs a GPU (tests/gpu/test_eager_graphs_gpu.py replays it against eager steps); here a stand-in
 for ``torch.cuda.make_graphed_callables`` runs the step eagerly, so that the choice of sizes, the dropping of graphs
 when the model changes, and the failure path are checked without one.
 """
+import inspect
+
 import pytest
 import torch
 
@@ -13,23 +15,28 @@ from mlla_mm.models.fast import compile as compiling
 from mlla_mm.models.fast import eager_graphs
 from mlla_mm.models.fast.backbone import features
 
+REAL_CAPTURE = torch.cuda.make_graphed_callables
 SMALL = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
 
 
 class FakeCapture:
-    """Stands for ``make_graphed_callables``: records the input shapes it is given, runs the step once (as its
-    warm-up does) and returns a "graph" whose replays return that step's outputs, as a graph returns its static
-    outputs."""
+    """Stands for ``make_graphed_callables``: records the input shapes it is given and runs the step once (as its
+    warm-up does); its "graph" runs the step again at each replay, keeping the outputs (a graph's static
+    outputs)."""
 
     def __init__(self):
         self.captured, self.static_outputs = [], None
 
-    def __call__(self, fn, sample_args, num_warmup_iters, allow_unused_input, capture_error_mode):
-        assert not torch.is_autocast_cache_enabled(), "autocast's weight cache is off while capturing"
+    def __call__(self, fn, sample_args, **kwargs):
+        assert not torch.is_autocast_enabled(), 'the backward is captured outside autocast'
+        assert set(kwargs) <= set(inspect.signature(REAL_CAPTURE).parameters), 'what this torch takes'
         self.captured.append(tuple(sample_args[0].shape))
-        self.static_outputs = fn(*sample_args)  # updates the BatchNorms' statistics, as the warm-up does
-        outputs = self.static_outputs
-        return lambda *args: outputs
+        fn(*sample_args)  # updates the BatchNorms' statistics, as the warm-up does
+
+        def replay(*args):
+            self.static_outputs = fn(*args)
+            return self.static_outputs
+        return replay
 
 
 @pytest.fixture
@@ -59,7 +66,33 @@ def test_a_size_is_captured_at_its_third_meeting_and_replayed_after(fake_capture
     outs = step(model, cfg, (64, 64))
     assert fake_capture.captured == [(2, 3, 64, 64)] and len(outs) == 4
     assert all(o.requires_grad for o in outs)
+    del outs
     assert step(model, cfg, (64, 64)) is not None and fake_capture.captured == [(2, 3, 64, 64)], 'replayed'
+
+
+def test_a_replay_waits_for_the_last_replays_backward(fake_capture):
+    """A second forward at the key before the first one's backward runs eagerly (a replay would overwrite the
+    activations that backward reads); the backward copies gradients out of the graph's memory before it runs."""
+    model, cfg = model_and_cfg()
+    for _ in range(2):
+        step(model, cfg, (64, 64))
+    outs = step(model, cfg, (64, 64))
+    assert step(model, cfg, (64, 64)) is None, 'backward pending'
+    param = next(p for p in model.parameters() if p.requires_grad)
+    held = param.grad = torch.zeros_like(param)
+    sum(o.sum() for o in outs).backward()
+    assert param.grad.data_ptr() != held.data_ptr(), 'copied out before the backward added to it'
+    assert step(model, cfg, (64, 64)) is not None, 'backward done'
+
+
+def test_outputs_that_need_no_gradient_get_none(fake_capture):
+    model, cfg = model_and_cfg()
+    model.patch_embed.requires_grad_(False)
+    model.layers[0].requires_grad_(False)
+    model.norm0.requires_grad_(False)
+    for _ in range(3):
+        outs = step(model, cfg, (64, 64))
+    assert [o.requires_grad for o in outs] == [False, True, True, True]
 
 
 def test_no_more_sizes_than_uncompiled_graphs_are_captured(fake_capture):
@@ -82,7 +115,7 @@ def test_outputs_are_copies_of_the_graphs_outputs(fake_capture):
                for a, b in zip(replayed, fake_capture.static_outputs))
 
 
-@pytest.mark.parametrize('change', ['freeze', 'eval', 'new tensor'])
+@pytest.mark.parametrize('change', ['freeze', 'eval', 'new tensor', 'drop rate'])
 def test_a_change_of_the_model_drops_its_graphs(fake_capture, change):
     model, cfg = model_and_cfg()
     for _ in range(3):
@@ -91,8 +124,10 @@ def test_a_change_of_the_model_drops_its_graphs(fake_capture, change):
         model.patch_embed.requires_grad_(False)
     elif change == 'eval':
         model.layers[0].eval()
-    else:
+    elif change == 'new tensor':
         model.norm0.weight.data = model.norm0.weight.data.clone()
+    else:
+        model.layers[1].blocks[0].drop_path.drop_prob = 0.3
     step(model, cfg, (64, 64))
     assert fake_capture.captured == [(2, 3, 64, 64)] * 2, 'captured again'
 

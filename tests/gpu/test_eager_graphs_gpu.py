@@ -56,21 +56,44 @@ def test_replayed_train_steps_match_eager_steps(frozen_stages):
         assert all(rel(a, b) < 1e-3 for a, b in zip(*outs)), step
     for (name, a), b in zip(graphed.state_dict().items(), eager.state_dict().values()):
         assert (a == b).all() if name.endswith('num_batches_tracked') else rel(a, b) < 1e-3, name
-    assert len(eager_graphs._GRAPHS[graphed].graphs) == 1 and eager not in eager_graphs._GRAPHS
+    assert len(eager_graphs._GRAPHS[graphed].steps) == 1
     assert not compiling.COMPILED and not compiling.FAILED
 
 
 def test_accumulated_gradients_match_eager():
-    """Four backward passes without zeroing (mmengine's ``accumulative_counts``), the last two replayed: a replay
-    must not overwrite the gradients accumulated before it."""
+    """Gradients set to None after the step that captures (as ``zero_grad`` does), then three backward passes
+    without zeroing (mmengine's ``accumulative_counts``), all replayed: a replay must not overwrite the gradients
+    that earlier ones handed over."""
     graphed, eager = pair(drop_path_rate=0.)
-    inputs = [torch.randn(2, 3, 128, 160, device='cuda') for _ in range(4)]
+    inputs = [torch.randn(2, 3, 128, 160, device='cuda') for _ in range(6)]
     for model in (graphed, eager):
         for step, x in enumerate(inputs):
+            if step <= 3:
+                model.zero_grad(set_to_none=True)
             forward_backward(model, x, seed=step)
     for (name, a), b in zip(graphed.named_parameters(), eager.parameters()):
         assert rel(a.grad, b.grad) < 1e-3, name
-    assert len(eager_graphs._GRAPHS[graphed].graphs) == 1
+    assert len(eager_graphs._GRAPHS[graphed].steps) == 1
+
+
+def test_two_forwards_before_a_backward_and_a_retained_graph_match_eager():
+    """Two forwards at the captured size before one backward (the second runs eagerly: a replay would overwrite
+    the first one's activations), then two backward passes of the same graph (``retain_graph``): the gradients are
+    the eager model's."""
+    graphed, eager = pair(drop_path_rate=0.)
+    inputs = [torch.randn(2, 3, 128, 160, device='cuda') for _ in range(5)]
+    for model in (graphed, eager):
+        for step, x in enumerate(inputs[:3]):  # captured at the third
+            model.zero_grad(set_to_none=True)
+            forward_backward(model, x, seed=step)
+        model.zero_grad(set_to_none=True)
+        with torch.autocast('cuda', dtype=torch.float16):
+            outs = model(inputs[3]) + model(inputs[4])
+        loss = sum(o.float().square().mean() for o in outs)
+        loss.backward(retain_graph=True)
+        loss.backward()
+    for (name, a), b in zip(graphed.named_parameters(), eager.parameters()):
+        assert rel(a.grad, b.grad) < 1e-3, name
 
 
 def test_replays_draw_fresh_stochastic_depth():
@@ -79,6 +102,6 @@ def test_replays_draw_fresh_stochastic_depth():
     graphed, _ = pair(drop_path_rate=0.5)
     x = torch.randn(4, 3, 128, 160, device='cuda')
     outs = [forward_backward(graphed, x, seed=0) for _ in range(5)]
-    assert len(eager_graphs._GRAPHS[graphed].graphs) == 1
+    assert len(eager_graphs._GRAPHS[graphed].steps) == 1
     assert all(torch.isfinite(o).all() for step in outs for o in step)
     assert rel(outs[3][-1], outs[4][-1]) > 1e-2
