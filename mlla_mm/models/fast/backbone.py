@@ -65,9 +65,7 @@ def _move_accumulated_grads_out_of_graphs(model) -> None:
     Accumulating over steps (mmengine's ``accumulative_counts``) keeps them, and the next backward would add to
     overwritten memory; copied here, before any replay of this step, they stay valid.
     """
-    for param in model.parameters():
-        if param.grad is not None:
-            param.grad = param.grad.clone()
+    eager_graphs.grads_into_own_memory(model.parameters())
 
 
 def largest_stride(model) -> int:

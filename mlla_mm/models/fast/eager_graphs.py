@@ -14,7 +14,7 @@ import inspect
 import warnings
 import weakref
 from collections import Counter
-from typing import Callable, Dict, Hashable, Optional, Sequence, Tuple
+from typing import Callable, Dict, Hashable, Iterable, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -52,10 +52,16 @@ class _Step:
     def _before_backward(self, grad_outputs):
         """Before the backward replay: gradients that an earlier backward of this graph handed over still live in
         the memory this one rewrites (a second ``backward(retain_graph=True)``, or accumulation): copy them out."""
-        for param in self.params:
-            if param.grad is not None:
-                param.grad = param.grad.clone()
+        grads_into_own_memory(self.params)
         self.pending = None
+
+
+def grads_into_own_memory(params: Iterable[torch.Tensor]) -> None:
+    """Give each gradient that ``params`` still hold memory of its own: one handed over by a CUDA graph's backward
+    lives in the graph's memory, which its next replay rewrites."""
+    for param in params:
+        if param.grad is not None:
+            param.grad = param.grad.clone()
 
 
 class _ModelGraphs:
