@@ -112,12 +112,14 @@ def test_train_configs_are_iteration_based_on_the_synthetic_data(dry_run):
                 assert cfg.model.roi_head.bbox_head.num_classes == cfg.model.roi_head.mask_head.num_classes == 3
 
 
-def test_models_are_the_auto_fast_plain_and_swin_configs(dry_run):
+def test_models_are_the_auto_graphs_fast_plain_and_swin_configs(dry_run):
     work = dry_run[0]
     for job in ('train300', 'seg_train300'):
-        auto, fast, plain, swin = (load(work, job, model) for model in ('mlla_auto', 'mlla_fast', 'mlla_plain',
-                                                                         'swin_t'))
+        auto, graphs, fast, plain, swin = (load(work, job, model) for model in (
+            'mlla_auto', 'mlla_auto_graphs', 'mlla_fast', 'mlla_plain', 'swin_t'))
         assert auto.model.backbone.type == 'MLLA' and 'attn_impl' not in auto.model.backbone  # the default, auto
+        assert 'attn_impl' not in graphs.model.backbone
+        assert graphs.model.backbone.fast_cfg == dict(uncompiled_graphs=1)
         assert fast.model.backbone.type == 'MLLA' and fast.model.backbone.attn_impl == 'fast'
         assert plain.model.backbone.type == 'MLLA' and plain.model.backbone.attn_impl == 'plain'
         assert swin.model.backbone.type == 'SwinTransformer' and swin.model.backbone.embed_dims == 96

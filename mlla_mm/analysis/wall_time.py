@@ -23,7 +23,8 @@ training step (``first_step``, UperNet's ``seg_first_step``) and to the first te
 Models (``MODELS``): ``mlla_auto``, the MLLA-T configs as they are (``attn_impl='auto'``: on a GPU, uncompiled
 for the backbone's first ``compile_training_after`` / ``compile_inference_after`` images, then the compiled fast
 path); ``mlla_fast``, the same with ``attn_impl='fast'`` (compiled from the first step); ``mlla_plain``, with
-``attn_impl='plain'``; ``swin_t``, mmdet's and mmseg's own Swin-T configs (``SWIN_CONFIGS``; for Mask
+``attn_impl='plain'``; ``mlla_auto_graphs``, the configs with ``fast_cfg['uncompiled_graphs'] = 1`` (uncompiled
+train steps of one input shape replayed as CUDA graphs); ``swin_t``, mmdet's and mmseg's own Swin-T configs (``SWIN_CONFIGS``; for Mask
 R-CNN the one with the multi-scale + crop training augmentation that the MLLA-T config uses), run through the same
 tools. Every config keeps its model, optimizer, pipelines and loaders; the script changes only what the jobs need:
 the backbone's pretrained checkpoint is off (random initialisation), the data are synthetic shapes
@@ -76,12 +77,14 @@ class Model(NamedTuple):
     configs: Dict[str, str]  # task -> config
     attn_impl: Optional[str]  # MLLA's attn_impl set in the config; None: the config's own
     weights: str  # the name of its test checkpoint: the MLLA-T rows share their weights
+    fast_cfg: Optional[Dict] = None  # MLLA's fast_cfg keys set over the config's; None: the config's own
 
 
 MODELS = {
     'mlla_auto': Model('MLLA-T auto', MLLA_CONFIGS, None, 'mlla_t'),
     'mlla_fast': Model('MLLA-T fast', MLLA_CONFIGS, 'fast', 'mlla_t'),
     'mlla_plain': Model('MLLA-T plain', MLLA_CONFIGS, 'plain', 'mlla_t'),
+    'mlla_auto_graphs': Model('MLLA-T auto graphs', MLLA_CONFIGS, None, 'mlla_t', dict(uncompiled_graphs=1)),
     'swin_t': Model('Swin-T', SWIN_CONFIGS, None, 'swin_t'),
 }
 
@@ -199,6 +202,8 @@ def model_config(task: str, model: str, paths: Paths):
     cfg.model.backbone.init_cfg = None  # no pretrained download
     if row.attn_impl:
         cfg.model.backbone.attn_impl = row.attn_impl
+    if row.fast_cfg:
+        cfg.model.backbone.fast_cfg = {**(cfg.model.backbone.get('fast_cfg') or {}), **row.fast_cfg}
     meta = metainfo()
     num_classes = len(meta['classes'])
     if task == 'mask_rcnn':
