@@ -85,6 +85,24 @@ def test_a_replay_waits_for_the_last_replays_backward(fake_capture):
     assert step(model, cfg, (64, 64)) is not None, 'backward done'
 
 
+def test_a_backward_that_would_read_overwritten_activations_raises(fake_capture):
+    """A replay's backward reuses the memory of the activations it has read, and the next replay rewrites them: a
+    second backward of one replay (``retain_graph``) and a backward after a later replay raise, naming the option,
+    instead of returning wrong gradients."""
+    model, cfg = model_and_cfg()
+    for _ in range(2):
+        step(model, cfg, (64, 64))
+    outs = step(model, cfg, (64, 64))
+    loss = sum(o.sum() for o in outs)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match=r"second backward .* fast_cfg\['uncompiled_graphs'\] = 0"):
+        loss.backward()
+    loss = sum(o.sum() for o in step(model, cfg, (64, 64)))  # the outputs die: no backward pending
+    assert step(model, cfg, (64, 64)) is not None, 'replayed again before the first loss went backward'
+    with pytest.raises(RuntimeError, match='after a later replay'):
+        loss.backward()
+
+
 def test_outputs_that_need_no_gradient_get_none(fake_capture):
     model, cfg = model_and_cfg()
     model.patch_embed.requires_grad_(False)

@@ -10,6 +10,7 @@ training on many sizes mostly runs eagerly.
 A graph replays what it recorded: the parameters, buffers, train/eval modes and stochastic-depth rates of the model
 at capture. Any change of them drops the model's graphs, and they are captured again.
 """
+import functools
 import inspect
 import warnings
 import weakref
@@ -28,11 +29,13 @@ MEETINGS_BEFORE_CAPTURE = 2
 
 class _Step:
     """One captured train step: the graphed function, the trainable parameters it takes, which of its outputs need
-    gradients (those of frozen stages do not), and the outputs of its last replay while its backward is pending."""
+    gradients (those of frozen stages do not), the outputs of its last replay while its backward is pending, and
+    how many replays it ran (the number of the last one whose backward began in ``backward_of``)."""
 
     def __init__(self, graphed: Callable, params: Tuple[torch.Tensor, ...], needs_grad: Sequence[bool]):
         self.graphed, self.params, self.needs_grad = graphed, params, tuple(needs_grad)
         self.pending: Optional[list] = None
+        self.replays, self.backward_of = 0, 0
 
     def awaiting_backward(self) -> bool:
         """Whether the last replay's outputs are alive and their backward has not begun: a replay now would
@@ -41,17 +44,26 @@ class _Step:
 
     def __call__(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         raw = self.graphed(x, *self.params)
+        self.replays += 1
         # copies: the graph's outputs are overwritten by its next replay
         outs = tuple(o.clone() if needs else o.detach().clone() for o, needs in zip(raw, self.needs_grad))
         node = next((o.grad_fn for o in raw if o.grad_fn is not None), None)
         if node is not None:
-            node.register_prehook(self._before_backward)
+            node.register_prehook(functools.partial(self._before_backward, self.replays))
             self.pending = [weakref.ref(o) for o in outs]
         return outs
 
-    def _before_backward(self, grad_outputs):
-        """Before the backward replay: gradients that an earlier backward of this graph handed over still live in
-        the memory this one rewrites (a second ``backward(retain_graph=True)``, or accumulation): copy them out."""
+    def _before_backward(self, replay: int, grad_outputs):
+        """Before the backward replay of replay number ``replay``: gradients that an earlier backward of this graph
+        handed over still live in the memory this one rewrites (accumulation): copy them out. A backward that
+        would read activations already overwritten raises: a second one of the same replay (``retain_graph``;
+        the first backward reuses the memory of the activations it has read), or one after a later replay."""
+        if replay != self.replays or replay == self.backward_of:
+            raise RuntimeError(
+                'MLLA fast path: a second backward through a train step replayed as a CUDA graph, or one after a '
+                'later replay, would read overwritten activations; train such steps eagerly with '
+                "fast_cfg['uncompiled_graphs'] = 0")
+        self.backward_of = replay
         grads_into_own_memory(self.params)
         self.pending = None
 
