@@ -63,7 +63,7 @@ WALL_JOBS = OrderedDict([
     ('demo1', 'tools/demo.py, one image'),
 ])
 WALL_CACHES = ('cold', 'warm')
-WALL_MODELS = ('MLLA-T auto', 'MLLA-T fast', 'MLLA-T plain', 'Swin-T')
+WALL_MODELS = ('MLLA-T auto', 'MLLA-T auto graphs', 'MLLA-T fast', 'MLLA-T plain', 'Swin-T')
 WALL_DEFAULT = 'MLLA-T auto'  # the configs as they are: its ratio to Swin-T is the table's last column
 WALL_MEASURE = re.compile(rf'wall_({"|".join(WALL_JOBS)})(\d*)_({"|".join(WALL_CACHES)})_s')
 
@@ -294,7 +294,8 @@ def speed_doc_tables(results):
 
 
 def wall_time_tables(results):
-    """Per results file with whole-job rows: one line per job and cache state, the models side by side."""
+    """Per results file with whole-job rows: one line per job and cache state, side by side the models of
+    ``WALL_MODELS`` that the file has whole-job rows of."""
     parts = []
     for name, rows in results:
         cells = OrderedDict()
@@ -304,15 +305,16 @@ def wall_time_tables(results):
                 cells.setdefault(job, {})[row['model']] = row
         if not cells:
             continue
+        models = [model for model in WALL_MODELS if any(model in by_model for by_model in cells.values())]
         parts += file_heading(name, rows) + [
-                  '| job | cache | ' + ' | '.join(WALL_MODELS) + f' | {WALL_DEFAULT} / Swin-T | date, commit |',
-                  '| --- | --- |' + ' --- |' * (len(WALL_MODELS) + 2)]
+                  '| job | cache | ' + ' | '.join(models) + f' | {WALL_DEFAULT} / Swin-T | date, commit |',
+                  '| --- | --- |' + ' --- |' * (len(models) + 2)]
         jobs = list(WALL_JOBS)
         for job, count, cache in sorted(cells, key=lambda k: (jobs.index(k[0]), k[1] or 0, WALL_CACHES.index(k[2]))):
             by_model = cells[(job, count, cache)]
             dated = sorted({f'{r["date"]}, {r["commit"]}' for r in by_model.values()})
             parts.append(f'| {wall_job_label(job, count)} | {cache} | '
-                         + ' | '.join(cell(by_model.get(model)) for model in WALL_MODELS)
+                         + ' | '.join(cell(by_model.get(model)) for model in models)
                          + f' | {ratio(by_model.get(WALL_DEFAULT), by_model.get("Swin-T"))} | {"; ".join(dated)} |')
         parts.append('')
     return '\n'.join(parts).rstrip('\n') if parts else NOT_MEASURED
