@@ -20,19 +20,19 @@ log when the first iteration ended; so the same runs also give the time from lau
 training step (``first_step``, UperNet's ``seg_first_step``) and to the first test image's result
 (``first_infer``).
 
-Models (``MODELS``): ``mlla_auto``, the MLLA-T configs as they are (``attn_impl='auto'``: on a GPU, uncompiled
-for the backbone's first ``compile_training_after`` / ``compile_inference_after`` images, then the compiled fast
-path); ``mlla_fast``, the same with ``attn_impl='fast'`` (compiled from the first step); ``mlla_plain``, with
+Models (``MODELS``): ``mlla_auto``, the MLLA-T configs as they are (``attn_impl='auto'``: on a GPU, uncompiled for
+the backbone's first ``compile_training_after`` / ``compile_inference_after`` images, then the compiled fast path);
+``mlla_fast``, the same with ``attn_impl='fast'`` (compiled from the first step); ``mlla_plain``, with
 ``attn_impl='plain'``; ``mlla_auto_graphs``, the configs with ``fast_cfg['uncompiled_graphs'] = 1`` (uncompiled
-train steps of one input shape replayed as CUDA graphs); ``swin_t``, mmdet's and mmseg's own Swin-T configs (``SWIN_CONFIGS``; for Mask
-R-CNN the one with the multi-scale + crop training augmentation that the MLLA-T config uses), run through the same
-tools. Every config keeps its model, optimizer, pipelines and loaders; the script changes only what the jobs need:
-the backbone's pretrained checkpoint is off (random initialisation), the data are synthetic shapes
-(``tools/demo_data.py``; Mask R-CNN at 1333x800, UperNet at 683x512) with their three classes, and training is
-iteration-based (``IterBasedTrainLoop``) with no validation and no checkpoint saved. Of the learning-rate schedules
-the iteration-based parts are kept (the linear warm-up; mmseg's poly decay) and the epoch-based step decay of the
-detection configs is dropped: 300 iterations are the first 300 of the real schedule. Test jobs load a randomly
-initialised checkpoint of the model, written by this module.
+train steps of one input shape replayed as CUDA graphs); ``swin_t``, mmdet's and mmseg's own Swin-T configs
+(``SWIN_CONFIGS``; for Mask R-CNN the one with the multi-scale + crop training augmentation that the MLLA-T config
+uses), run through the same tools. Every config keeps its model, optimizer, pipelines and loaders; the script
+changes only what the jobs need: the backbone's pretrained checkpoint is off (random initialisation), the data are
+synthetic shapes (``tools/demo_data.py``; Mask R-CNN at 1333x800, UperNet at 683x512) with their three classes, and
+training is iteration-based (``IterBasedTrainLoop``) with no validation and no checkpoint saved. Of the
+learning-rate schedules the iteration-based parts are kept (the linear warm-up; mmseg's poly decay) and the
+epoch-based step decay of the detection configs is dropped: 300 iterations are the first 300 of the real schedule.
+Test jobs load a randomly initialised checkpoint of the model, written by this module.
 
 Cache states: ``cold`` gives the job a fresh, empty ``TORCHINDUCTOR_CACHE_DIR`` and ``TRITON_CACHE_DIR`` (one pair
 per job and model, under the work dir); ``warm`` runs the same job again with what its cold run left there. The
