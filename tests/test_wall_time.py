@@ -66,6 +66,8 @@ def test_dry_run_prints_each_command_with_its_cache_folders(dry_run):
     assert len(lines) == len(wall_time.JOBS) * len(wall_time.MODELS) * 2
     headers = [line[2:] for line in output.splitlines() if line.startswith('# ')]
     assert headers[:2] == ['demo1 mlla_auto cold', 'demo1 mlla_auto warm']  # the cheap jobs first
+    priming = output.index('untimed, first')
+    assert priming < output.index('# demo1') and 'import torch, mmengine, mmdet, mmseg' in output[priming:]
     caches = {}
     for header, line in zip(headers, lines):
         job, model, cache = header.split()
@@ -191,8 +193,12 @@ def stand_in(monkeypatch, tmp_path):
     def job_command(job, model, cache, paths, amp=True):
         return [sys.executable, '-c', commands[model], str(tmp_path / f'{job}_{model}_{cache}.seen')]
 
+    def priming_command():
+        return [sys.executable, '-c', commands.get('priming', 'pass')]
+
     monkeypatch.setattr(wall_time, 'prepare', prepare)
     monkeypatch.setattr(wall_time, 'job_command', job_command)
+    monkeypatch.setattr(wall_time, 'priming_command', priming_command)
     return commands, tmp_path
 
 
@@ -237,6 +243,26 @@ def test_cold_runs_start_empty_warm_runs_reuse_and_lines_are_written(stand_in, c
         assert 0.3 <= first <= whole - 0.2  # launch to the stamp, within the job's own time
     table = capsys.readouterr().out.split('\ntask')[-1]
     assert 'train300' in table and 'Swin-T' in table and ' s' in table
+
+
+@pytest.mark.parametrize('prime', [True, False])
+def test_one_untimed_priming_process_runs_before_the_first_job(stand_in, capsys, prime):
+    commands, tmp = stand_in
+    order = tmp / 'order.txt'
+    append = "import sys; open({!r}, 'a').write({!r} + ',')"
+    commands.update(priming=append.format(str(order), 'priming'), mlla_plain=append.format(str(order), 'job'))
+    status = wall_time.main(['--work-dir', str(tmp / 'work'), '--jobs', 'demo1', '--models', 'mlla_plain']
+                            + ([] if prime else ['--no-prime']))
+    assert status == 0
+    assert order.read_text() == ('priming,' if prime else '') + 'job,job,'
+    assert ('untimed: reading the libraries' in capsys.readouterr().out) == prime
+
+
+def test_a_failed_priming_process_warns_and_the_jobs_run(stand_in, capsys):
+    commands, tmp = stand_in
+    commands.update(priming='import sys; sys.exit("no CUDA driver")', mlla_plain='pass')
+    assert wall_time.main(['--work-dir', str(tmp / 'work'), '--jobs', 'demo1', '--models', 'mlla_plain']) == 0
+    assert "warning: exit 1: ['no CUDA driver']" in capsys.readouterr().out
 
 
 def test_a_failed_job_writes_no_line_and_the_exit_status_says_so(stand_in, capsys):

@@ -34,6 +34,10 @@ learning-rate schedules the iteration-based parts are kept (the linear warm-up; 
 epoch-based step decay of the detection configs is dropped: 300 iterations are the first 300 of the real schedule.
 Test jobs load a randomly initialised checkpoint of the model, written by this module.
 
+Before the first job an untimed process imports the stack and runs a convolution and a matrix product on the
+device (``--no-prime``: none), so that on a machine just started the first job does not alone pay for reading the
+libraries from disk.
+
 Cache states: ``cold`` gives the job a fresh, empty ``TORCHINDUCTOR_CACHE_DIR`` and ``TRITON_CACHE_DIR`` (one pair
 per job and model, under the work dir); ``warm`` runs the same job again with what its cold run left there. The
 plain path and Swin-T compile nothing (MLLA-T auto, in jobs shorter than its counts, only its Triton kernels, in
@@ -340,6 +344,24 @@ def job_command(job: str, model: str, cache: str, paths: Paths, amp: bool = True
     return [sys.executable, osp.join(REPO, 'tools', 'demo.py'), image, config, checkpoint, '--out', run_dir]
 
 
+# What the jobs load from disk besides their own data: Python's modules of the stack, and the GPU libraries that
+# a convolution and a matrix product bring in (cuDNN, cuBLAS)
+PRIMING_CODE = """
+import torch, mmengine, mmdet, mmseg, mlla_mm
+device = 'cuda' if torch.cuda.is_available() else 'cpu'
+x = torch.randn(2, 3, 64, 64, device=device)
+y = torch.nn.functional.conv2d(x, torch.randn(8, 3, 3, 3, device=device)).flatten(1)
+(y @ y.T).sum().item()
+"""
+
+
+def priming_command() -> List[str]:
+    """The untimed process run before the timed ones (``--no-prime``: none). On a machine that has just started,
+    the first job would otherwise also pay for reading the libraries from disk, which the later ones find in the
+    operating system's cache: a model's place in the order would change its time."""
+    return [sys.executable, '-c', PRIMING_CODE]
+
+
 def plan(jobs: Sequence[str], models: Sequence[str], caches: Sequence[str], paths: Paths,
          amp: bool = True) -> List[Run]:
     """The runs in order: each job, each model, its cold run before its warm one."""
@@ -490,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--timeout', type=float, default=3600, help='seconds a job may run before it is ended')
     parser.add_argument('--no-amp', dest='amp', action='store_false',
                         help='train in float32, without --amp (which needs a GPU)')
+    parser.add_argument('--no-prime', dest='prime', action='store_false',
+                        help='no untimed process before the jobs to read the libraries into the file cache')
     parser.add_argument('--dry-run', action='store_true',
                         help='write the data, configs and checkpoints and print the commands; run nothing')
     return parser
@@ -515,6 +539,20 @@ def prepare(args, paths: Paths) -> Dict:
     return configs
 
 
+def prime_file_cache(timeout: float) -> None:
+    """Run :func:`priming_command` from the repository, its output discarded; a failure only warns: the timed
+    jobs then show what is wrong."""
+    print('untimed: reading the libraries into the file cache', flush=True)
+    try:
+        result = subprocess.run(priming_command(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f'  warning: still running after {timeout:.0f} s; ended', flush=True)
+        return
+    if result.returncode != 0:
+        print(f'  warning: exit {result.returncode}: {result.stderr.strip().splitlines()[-1:]}', flush=True)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Prepare, then run every job (or print it, with --dry-run); 1 if a job failed, else 0."""
     args = parse_args(argv)
@@ -523,11 +561,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     runs = plan(args.jobs, args.models, args.cache, paths, args.amp)
     if args.dry_run:
         print(f'{len(runs)} runs, each from {REPO}; a cold run empties its cache folders first:')
+        if args.prime:
+            print(f'untimed, first (reads the libraries into the file cache):\n{shlex.join(priming_command())}')
         for run in runs:
             print(f'# {run.job} {run.model} {run.cache}\n{shell_line(run)}')
         return 0
     info = machine_info()
     print(f'machine: {info}', flush=True)
+    if args.prime:
+        prime_file_cache(args.timeout)
     outcomes, failed = {}, []
     for run in runs:
         print(f'{run.job} {run.model} {run.cache}: {shell_line(run)}', flush=True)
