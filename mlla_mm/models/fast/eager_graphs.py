@@ -29,18 +29,18 @@ MEETINGS_BEFORE_CAPTURE = 2
 
 class _Step:
     """One captured train step: the graphed function, the trainable parameters it takes, which of its outputs need
-    gradients (those of frozen stages do not), the outputs of its last replay while its backward is pending, and
-    how many replays it ran (the number of the last one whose backward began in ``backward_of``)."""
+    gradients (those of frozen stages do not), weak references to the outputs of its last replay where a backward
+    is to follow, how many replays it ran, and the number of the last one whose backward began."""
 
     def __init__(self, graphed: Callable, params: Tuple[torch.Tensor, ...], needs_grad: Sequence[bool]):
         self.graphed, self.params, self.needs_grad = graphed, params, tuple(needs_grad)
-        self.pending: Optional[list] = None
+        self.outputs: list = []
         self.replays, self.backward_of = 0, 0
 
     def awaiting_backward(self) -> bool:
         """Whether the last replay's outputs are alive and their backward has not begun: a replay now would
         overwrite the activations that backward reads."""
-        return self.pending is not None and any(ref() is not None for ref in self.pending)
+        return self.backward_of != self.replays and any(ref() is not None for ref in self.outputs)
 
     def __call__(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         raw = self.graphed(x, *self.params)
@@ -48,9 +48,10 @@ class _Step:
         # copies: the graph's outputs are overwritten by its next replay
         outs = tuple(o.clone() if needs else o.detach().clone() for o, needs in zip(raw, self.needs_grad))
         node = next((o.grad_fn for o in raw if o.grad_fn is not None), None)
+        self.outputs = []
         if node is not None:
             node.register_prehook(functools.partial(self._before_backward, self.replays))
-            self.pending = [weakref.ref(o) for o in outs]
+            self.outputs = [weakref.ref(o) for o in outs]
         return outs
 
     def _before_backward(self, replay: int, grad_outputs):
@@ -65,7 +66,6 @@ class _Step:
                 "fast_cfg['uncompiled_graphs'] = 0")
         self.backward_of = replay
         grads_into_own_memory(self.params)
-        self.pending = None
 
 
 def grads_into_own_memory(params: Iterable[torch.Tensor]) -> None:
