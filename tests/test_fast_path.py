@@ -888,7 +888,8 @@ def test_fast_cfg_defaults_and_is_not_shared():
     model = MLLA('tiny', fast_cfg=options)
     assert model.fast_cfg == dict(cuda_graphs=True, triton_dwconv=True, compile_convs=False, compile_stages='all',
                                   compile_backbone=True, compile=False, compile_training_after=5000,
-                                  compile_inference_after=2000, uncompiled_graphs=0, strict=False)
+                                  compile_inference_after=2000, uncompiled_graphs=0, uncompiled_inference_graphs=8,
+                                  strict=False)
     assert MLLA('tiny', fast_cfg=dict(compile_inference_after=None)).fast_cfg['compile_inference_after'] is None
     assert options == dict(compile=False), "the caller's dict is left as it was"
     assert MLLA('tiny').fast_cfg == fast.FAST_CFG_DEFAULTS and MLLA('tiny').fast_cfg is not fast.FAST_CFG_DEFAULTS

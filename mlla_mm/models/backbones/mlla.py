@@ -96,6 +96,9 @@ class MLLA(BaseModule):
               (batch size included), each met twice before, are captured and replayed as CUDA graphs (with
               ``cuda_graphs``; a graph keeps one step's activations), which takes the kernel launches off the host
               without compiling. 0: none.
+            - ``uncompiled_inference_graphs`` (8): the same for uncompiled forwards without gradients of a model in
+              eval mode (a test job's images at a few sizes); they share one memory pool and keep only their input
+              and outputs. 0: none.
             - ``strict`` (False): a compiler failure raises instead of falling back to a slower path (tests).
 
             Defaults to None (all defaults).

@@ -11,7 +11,7 @@ import torch
 from timm.layers import DropPath
 
 from . import compile as compiling
-from . import eager_graphs
+from . import eager_graphs, inference_graphs
 from .functional_block import mlla_block
 from .runner import run_patch_merging, run_stage_blocks, run_stem
 
@@ -27,16 +27,20 @@ def forward_backbone(model, x: torch.Tensor, cfg: dict) -> Tuple[torch.Tensor, .
     # Channels-last images: the stem's convolutions and BatchNorms then run without layout conversions, and its
     # output turns into (B, H*W, C) tokens as a view.
     x = x.contiguous(memory_format=torch.channels_last)
-    if model.training and torch.is_grad_enabled() and compiling.compiles(x, cfg):
-        eager_graphs.release(model)
+    if compiling.compiles(x, cfg):
+        if model.training and torch.is_grad_enabled():
+            eager_graphs.release(model)
+        elif not torch.is_grad_enabled():
+            inference_graphs.release(model)
     if _compiles_whole(model, x, cfg):
         outs = _run_whole(model, x, cfg)
         if outs is not None:
             return outs
-    if eager_graphs.applies(model, x, cfg):
-        outs = eager_graphs.run(model, x, cfg, features)
-        if outs is not None:
-            return outs
+    for graphs in (eager_graphs, inference_graphs):
+        if graphs.applies(model, x, cfg):
+            outs = graphs.run(model, x, cfg, features)
+            if outs is not None:
+                return outs
     return features(model, x, cfg)
 
 

@@ -18,6 +18,7 @@ FAST_CFG_DEFAULTS: Mapping[str, Any] = MappingProxyType(dict(
     compile_training_after=5000,  # with attn_impl='auto': images trained uncompiled before compiling
     compile_inference_after=2000,  # with attn_impl='auto': images inferred uncompiled before compiling
     uncompiled_graphs=0,  # experimental: image sizes whose uncompiled train steps replay as CUDA graphs
+    uncompiled_inference_graphs=8,  # image sizes whose uncompiled inference replays as CUDA graphs
     strict=False,  # True: a compiler failure raises instead of falling back to a slower path
 ))
 
@@ -39,9 +40,9 @@ def check_fast_cfg(fast_cfg: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         elif key in ('compile_training_after', 'compile_inference_after'):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f'fast_cfg: {key} must be a number of images >= 0 or None (never), got {value!r}')
-        elif key == 'uncompiled_graphs':
+        elif key in ('uncompiled_graphs', 'uncompiled_inference_graphs'):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f'fast_cfg: uncompiled_graphs must be a number of image sizes >= 0, got {value!r}')
+                raise ValueError(f'fast_cfg: {key} must be a number of image sizes >= 0, got {value!r}')
         elif not isinstance(value, bool):
             raise ValueError(f'fast_cfg: {key} must be True or False, got {value!r}')
     return cfg
