@@ -12,7 +12,7 @@ import torch
 from mlla_mm import MLLA
 from mlla_mm.models import fast
 from mlla_mm.models.fast import compile as compiling
-from mlla_mm.models.fast import eager_graphs
+from mlla_mm.models.fast import eager_graphs, shape_graphs
 from mlla_mm.models.fast.backbone import features
 
 REAL_CAPTURE = torch.cuda.make_graphed_callables
@@ -61,7 +61,7 @@ def step(model, cfg, size):
 
 def test_a_size_is_captured_at_its_third_meeting_and_replayed_after(fake_capture):
     model, cfg = model_and_cfg()
-    assert [step(model, cfg, (64, 64)) for _ in range(eager_graphs.MEETINGS_BEFORE_CAPTURE)] == [None, None]
+    assert [step(model, cfg, (64, 64)) for _ in range(shape_graphs.MEETINGS_BEFORE_CAPTURE)] == [None, None]
     assert fake_capture.captured == []
     outs = step(model, cfg, (64, 64))
     assert fake_capture.captured == [(2, 3, 64, 64)] and len(outs) == 4

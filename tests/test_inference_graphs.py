@@ -12,7 +12,7 @@ from mlla_mm import MLLA
 from mlla_mm.models import fast
 from mlla_mm.models.fast import backbone as fast_backbone
 from mlla_mm.models.fast import compile as compiling
-from mlla_mm.models.fast import eager_graphs, inference_graphs
+from mlla_mm.models.fast import inference_graphs, shape_graphs
 from mlla_mm.models.fast.backbone import features
 
 SMALL = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
@@ -60,10 +60,19 @@ def infer(model, cfg, x):
     return inference_graphs.run(model, x, cfg, features)
 
 
+def captured(x):
+    """A model with its options that has met ``x``'s size often enough to capture it, and the outputs of the call
+    that captured it."""
+    model, cfg = model_and_cfg()
+    for _ in range(shape_graphs.MEETINGS_BEFORE_CAPTURE + 1):
+        outs = infer(model, cfg, x)
+    return model, cfg, outs
+
+
 def test_a_size_is_captured_at_its_third_meeting_and_replays_new_inputs(fake_record):
     model, cfg = model_and_cfg()
     images = [torch.randn(1, 3, 64, 96) for _ in range(4)]
-    assert [infer(model, cfg, x) for x in images[:eager_graphs.MEETINGS_BEFORE_CAPTURE]] == [None, None]
+    assert [infer(model, cfg, x) for x in images[:shape_graphs.MEETINGS_BEFORE_CAPTURE]] == [None, None]
     assert fake_record.pools == []
     for x in images[2:]:
         outs = infer(model, cfg, x)
@@ -74,10 +83,7 @@ def test_a_size_is_captured_at_its_third_meeting_and_replays_new_inputs(fake_rec
 
 
 def test_outputs_are_copies_of_the_graphs_outputs(fake_record):
-    model, cfg = model_and_cfg()
-    x = torch.randn(1, 3, 64, 64)
-    for _ in range(3):
-        outs = infer(model, cfg, x)
+    model, cfg, outs = captured(torch.randn(1, 3, 64, 64))
     kept = [o.clone() for o in outs]
     infer(model, cfg, torch.randn(1, 3, 64, 64))
     assert all(torch.equal(o, k) for o, k in zip(outs, kept)), 'a later replay left earlier outputs alone'
@@ -95,10 +101,8 @@ def test_graphs_of_a_model_share_one_pool_and_stop_at_the_limit(fake_record):
 
 
 def test_inference_mode_and_autocast_are_part_of_the_key(fake_record):
-    model, cfg = model_and_cfg()
     x = torch.randn(1, 3, 64, 64)
-    for _ in range(3):
-        infer(model, cfg, x)
+    model, cfg, _ = captured(x)
     with torch.inference_mode():
         assert inference_graphs.run(model, x, cfg, features) is None, 'met once under inference_mode'
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -110,10 +114,8 @@ def test_inference_mode_and_autocast_are_part_of_the_key(fake_record):
 def test_new_tensors_in_the_model_drop_its_graphs(fake_record, change):
     """New parameter or buffer tensors (``model.to``, assignments) drop the graphs, which read the old ones; the
     size, met often enough already, is captured again at once, in a new pool."""
-    model, cfg = model_and_cfg()
     x = torch.randn(1, 3, 64, 64)
-    for _ in range(3):
-        infer(model, cfg, x)
+    model, cfg, _ = captured(x)
     if change == 'weights':
         model.norm0.weight = torch.nn.Parameter(torch.randn_like(model.norm0.weight))
     else:
@@ -126,10 +128,8 @@ def test_new_tensors_in_the_model_drop_its_graphs(fake_record, change):
 
 
 def test_weights_loaded_in_place_are_read_by_the_replay(fake_record):
-    model, cfg = model_and_cfg()
     x = torch.randn(1, 3, 64, 64)
-    for _ in range(3):
-        infer(model, cfg, x)
+    model, cfg, _ = captured(x)
     with torch.no_grad():
         model.norm3.weight.mul_(2)
         outs = infer(model, cfg, x)

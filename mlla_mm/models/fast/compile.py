@@ -52,9 +52,13 @@ def step_down(error: Exception, step: str, where: str, from_now_on: str, strict:
     if strict or isinstance(error, torch.OutOfMemoryError):
         raise error
     FAILED.add(step)
+    warnings.warn(f'MLLA fast path: torch.compile failed{where} ({describe(error)}); from now on {from_now_on}')
+
+
+def describe(error: Exception) -> str:
+    """``error`` in a line for a warning: its type and the first line of its message."""
     message = str(error).strip().splitlines()[0] if str(error).strip() else ''
-    warnings.warn(f'MLLA fast path: torch.compile failed{where} ({type(error).__name__}: {message}); '
-                  f'from now on {from_now_on}')
+    return f'{type(error).__name__}: {message}'
 
 
 def _announce(what: str) -> None:

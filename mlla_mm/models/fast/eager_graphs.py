@@ -4,27 +4,22 @@ Why: uncompiled, a train step of the backbone is bound by the host launching its
 the GPU idles (docs/fast_path.md); a CUDA graph launches them all at once. Unlike ``torch.compile`` it costs no
 compile time: capturing records one more forward and backward. A graph keeps the memory of one step's activations
 for as long as it is kept, so only the first ``uncompiled_graphs`` input shapes met
-:data:`MEETINGS_BEFORE_CAPTURE` times are captured: fixed-size training (segmentation crops) replays every step,
-training on many sizes mostly runs eagerly.
+:data:`.shape_graphs.MEETINGS_BEFORE_CAPTURE` times are captured: fixed-size training (segmentation crops) replays
+every step, training on many sizes mostly runs eagerly.
 
 A graph replays what it recorded: the parameters, buffers, train/eval modes and stochastic-depth rates of the model
-at capture. Any change of them drops the model's graphs, and they are captured again.
+at capture. Any change of them drops the model's graphs, and they are captured again (:mod:`.shape_graphs`).
 """
 import functools
 import inspect
-import warnings
 import weakref
-from collections import Counter
-from typing import Callable, Dict, Hashable, Iterable, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from . import compile as compiling
-
-# A size's train steps run eagerly this many times before it is captured: the first meeting sets up what runs
-# lazily (Triton's kernels, cuBLAS and cuDNN), and a size met once only is not worth a graph's memory.
-MEETINGS_BEFORE_CAPTURE = 2
+from .shape_graphs import ShapeGraphs, caller_autocast, capture_failed, input_key
 
 
 class _Step:
@@ -76,18 +71,8 @@ def grads_into_own_memory(params: Iterable[torch.Tensor]) -> None:
             param.grad = param.grad.clone()
 
 
-class _ModelGraphs:
-    """One model's captured train steps by input key, how often each key was met, and the state of the model they
-    were captured in (:func:`model_state`)."""
-
-    def __init__(self):
-        self.steps: Dict[Hashable, _Step] = {}
-        self.meetings: Counter = Counter()
-        self.state: Optional[tuple] = None
-
-
 # Per model, weakly: the graphs hold its parameters, not the model, so they go with it
-_GRAPHS: 'weakref.WeakKeyDictionary[nn.Module, _ModelGraphs]' = weakref.WeakKeyDictionary()
+_GRAPHS: 'weakref.WeakKeyDictionary[nn.Module, ShapeGraphs]' = weakref.WeakKeyDictionary()
 
 
 def applies(model: nn.Module, x: torch.Tensor, cfg: dict) -> bool:
@@ -105,7 +90,7 @@ def applies(model: nn.Module, x: torch.Tensor, cfg: dict) -> bool:
 def holds_graphs(model: nn.Module) -> bool:
     """Whether ``model`` has captured train steps (whose gradients a replay hands over in the graphs' memory)."""
     graphs = _GRAPHS.get(model)
-    return graphs is not None and bool(graphs.steps)
+    return graphs is not None and bool(graphs.graphs)
 
 
 def release(model: nn.Module) -> None:
@@ -113,43 +98,15 @@ def release(model: nn.Module) -> None:
     _GRAPHS.pop(model, None)
 
 
-def input_key(x: torch.Tensor, cfg: dict) -> Hashable:
-    """What a graph is captured for: the input's shape (batch size included), dtype, device and ``requires_grad``,
-    autocast's state, the Triton kernels."""
-    autocast = torch.is_autocast_enabled(x.device.type)
-    return (tuple(x.shape), x.dtype, x.device, x.requires_grad,
-            autocast and torch.get_autocast_dtype(x.device.type), cfg['triton_dwconv'])
-
-
-def model_state(model: nn.Module) -> tuple:
-    """What a graph recorded of the model: each parameter's memory and ``requires_grad``, each buffer's memory, each
-    module's train/eval mode and stochastic-depth rate."""
-    return (tuple((p.data_ptr(), p.requires_grad) for p in model.parameters()),
-            tuple(b.data_ptr() for b in model.buffers()),
-            tuple((m.training, getattr(m, 'drop_prob', None)) for m in model.modules()))
-
-
 def run(model: nn.Module, x: torch.Tensor, cfg: dict, features: Callable) -> Optional[Tuple[torch.Tensor, ...]]:
     """``features(model, x, cfg)`` as a captured train step, captured now if ``x``'s key has been met often enough
-    and fewer than ``cfg['uncompiled_graphs']`` keys are captured; None where the step is to run eagerly (also while
-    the backward of the key's last replay is pending: a second forward before it)."""
-    graphs = _GRAPHS.setdefault(model, _ModelGraphs())
-    state = model_state(model)
-    if graphs.steps and state != graphs.state:
-        graphs.steps.clear()
-    key = input_key(x, cfg)
-    if key not in graphs.steps:
-        if len(graphs.steps) >= cfg['uncompiled_graphs']:
-            return None
-        graphs.meetings[key] += 1
-        if graphs.meetings[key] <= MEETINGS_BEFORE_CAPTURE:
-            return None
-        step = capture(model, x, tuple(p for p in model.parameters() if p.requires_grad), cfg, features)
-        if step is None:
-            return None
-        graphs.steps[key], graphs.state = step, state
-    step = graphs.steps[key]
-    return None if step.awaiting_backward() else step(x)
+    and fewer than ``cfg['uncompiled_graphs']`` keys are captured (:meth:`.shape_graphs.ShapeGraphs.get`); None
+    where the step is to run eagerly (also while the backward of the key's last replay is pending: a second forward
+    before it)."""
+    step = _GRAPHS.setdefault(model, ShapeGraphs()).get(
+        model, input_key(x, cfg), cfg['uncompiled_graphs'],
+        lambda: capture(model, x, tuple(p for p in model.parameters() if p.requires_grad), cfg, features))
+    return None if step is None or step.awaiting_backward() else step(x)
 
 
 def capture(model: nn.Module, x: torch.Tensor, params: Tuple[torch.Tensor, ...], cfg: dict,
@@ -164,8 +121,7 @@ def capture(model: nn.Module, x: torch.Tensor, params: Tuple[torch.Tensor, ...],
     as an eager backward does. Where this torch can, CUDA calls of other threads (a data loader pinning memory) may
     go on while capturing."""
     device = x.device
-    autocast = dict(device_type=device.type, dtype=torch.get_autocast_dtype(device.type),
-                    enabled=torch.is_autocast_enabled(device.type), cache_enabled=False)
+    autocast = caller_autocast(device)
     needs_grad = []
 
     def step(images, *_):  # called while capturing only: the graph takes the parameters as its inputs
@@ -183,12 +139,7 @@ def capture(model: nn.Module, x: torch.Tensor, params: Tuple[torch.Tensor, ...],
         with torch.autocast(device.type, enabled=False):
             graphed = torch.cuda.make_graphed_callables(step, (x.clone(), *params), **options)
     except Exception as error:  # noqa: BLE001 - a failed capture must not stop training
-        if cfg['strict']:
-            raise
-        compiling.FAILED.add('eager-graphs')
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ''
-        warnings.warn(f'MLLA fast path: capturing an uncompiled train step as a CUDA graph failed '
-                      f'({type(error).__name__}: {message}); from now on these steps run eagerly')
+        capture_failed(error, cfg, 'eager-graphs', 'an uncompiled train step', 'steps')
         return None
     finally:
         with torch.no_grad():

@@ -7,22 +7,20 @@ them all at once; recording one costs one more forward, no compiling.
 All graphs of a model share one memory pool: they never run at the same time, each replay's outputs are copied out
 at once, and each graph's own outputs stay allocated, so a graph may reuse the memory only of intermediate tensors
 of another, which no later read needs. What a graph keeps beyond the pool is its input and outputs, so only the
-first ``uncompiled_inference_graphs`` shapes met :data:`.eager_graphs.MEETINGS_BEFORE_CAPTURE` times are captured.
+first ``uncompiled_inference_graphs`` shapes met :data:`.shape_graphs.MEETINGS_BEFORE_CAPTURE` times are captured.
 
-A graph replays what it recorded: the parameters and buffers of the model at capture (in-place changes of their
-values, such as loading weights, are read at every replay). New tensors or a change of train/eval mode drop the
-model's graphs, and they are captured again.
+A graph replays the parameters and buffers of the model at capture (in-place changes of their values, such as
+loading weights, are read at every replay); new tensors drop the model's graphs, and they are captured again
+(:mod:`.shape_graphs`).
 """
-import warnings
 import weakref
-from collections import Counter
-from typing import Callable, Dict, Hashable, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
 
 from . import compile as compiling
-from .eager_graphs import MEETINGS_BEFORE_CAPTURE, input_key, model_state
+from .shape_graphs import ShapeGraphs, caller_autocast, capture_failed, input_key
 
 
 class _Forward:
@@ -39,19 +37,22 @@ class _Forward:
         return tuple(out.clone() for out in self.static_outputs)
 
 
-class _ModelGraphs:
-    """One model's captured forwards by input key, how often each key was met, the state of the model they were
-    captured in (:func:`.eager_graphs.model_state`) and their shared memory pool."""
+class _ModelForwards(ShapeGraphs):
+    """One model's captured forwards (:class:`.shape_graphs.ShapeGraphs`) and the memory pool they share."""
 
     def __init__(self):
-        self.forwards: Dict[Hashable, _Forward] = {}
-        self.meetings: Counter = Counter()
-        self.state: Optional[tuple] = None
+        super().__init__()
         self.pool = None
+
+    def pool_for_next(self):
+        """The pool for the next capture: the one the kept graphs share, a new one where none is kept."""
+        if self.pool is None or not self.graphs:
+            self.pool = torch.cuda.graph_pool_handle()
+        return self.pool
 
 
 # Per model, weakly: the graphs hold its parameters, not the model, so they go with it
-_GRAPHS: 'weakref.WeakKeyDictionary[nn.Module, _ModelGraphs]' = weakref.WeakKeyDictionary()
+_GRAPHS: 'weakref.WeakKeyDictionary[nn.Module, _ModelForwards]' = weakref.WeakKeyDictionary()
 
 
 def applies(model: nn.Module, x: torch.Tensor, cfg: dict) -> bool:
@@ -71,27 +72,14 @@ def release(model: nn.Module) -> None:
 
 
 def run(model: nn.Module, x: torch.Tensor, cfg: dict, features: Callable) -> Optional[Tuple[torch.Tensor, ...]]:
-    """``features(model, x, cfg)`` as a captured forward, captured now if ``x``'s key has been met often enough and
-    fewer than ``cfg['uncompiled_inference_graphs']`` keys are captured; None where it is to run eagerly."""
-    graphs = _GRAPHS.setdefault(model, _ModelGraphs())
-    state = model_state(model)
-    if graphs.forwards and state != graphs.state:
-        graphs.forwards.clear()
-        graphs.pool = None
-    key = (input_key(x, cfg), torch.is_inference_mode_enabled())
-    if key not in graphs.forwards:
-        if len(graphs.forwards) >= cfg['uncompiled_inference_graphs']:
-            return None
-        graphs.meetings[key] += 1
-        if graphs.meetings[key] <= MEETINGS_BEFORE_CAPTURE:
-            return None
-        if graphs.pool is None:
-            graphs.pool = torch.cuda.graph_pool_handle()
-        forward = capture(model, x, cfg, features, graphs.pool)
-        if forward is None:
-            return None
-        graphs.forwards[key], graphs.state = forward, state
-    return graphs.forwards[key](x)
+    """``features(model, x, cfg)`` as a captured forward, captured now if ``x``'s key (under ``torch.inference_mode``
+    or not) has been met often enough and fewer than ``cfg['uncompiled_inference_graphs']`` keys are captured
+    (:meth:`.shape_graphs.ShapeGraphs.get`); None where it is to run eagerly."""
+    graphs = _GRAPHS.setdefault(model, _ModelForwards())
+    forward = graphs.get(model, (input_key(x, cfg), torch.is_inference_mode_enabled()),
+                         cfg['uncompiled_inference_graphs'],
+                         lambda: capture(model, x, cfg, features, graphs.pool_for_next()))
+    return None if forward is None else forward(x)
 
 
 def capture(model: nn.Module, x: torch.Tensor, cfg: dict, features: Callable, pool) -> Optional[_Forward]:
@@ -100,8 +88,7 @@ def capture(model: nn.Module, x: torch.Tensor, cfg: dict, features: Callable, po
     included. It runs under the caller's autocast without its weight cache (a graph cannot use a cast made outside
     it)."""
     device = x.device
-    autocast = dict(device_type=device.type, dtype=torch.get_autocast_dtype(device.type),
-                    enabled=torch.is_autocast_enabled(device.type), cache_enabled=False)
+    autocast = caller_autocast(device)
     static_input = x.clone()
 
     def forward() -> Tuple[torch.Tensor, ...]:
@@ -111,12 +98,7 @@ def capture(model: nn.Module, x: torch.Tensor, cfg: dict, features: Callable, po
     try:
         graph, static_outputs = record(forward, device, pool)
     except Exception as error:  # noqa: BLE001 - a failed capture must not stop inference
-        if cfg['strict']:
-            raise
-        compiling.FAILED.add('inference-graphs')
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ''
-        warnings.warn(f'MLLA fast path: capturing an uncompiled forward as a CUDA graph failed '
-                      f'({type(error).__name__}: {message}); from now on these forwards run eagerly')
+        capture_failed(error, cfg, 'inference-graphs', 'an uncompiled forward', 'forwards')
         return None
     return _Forward(graph, static_input, static_outputs)
 
