@@ -25,12 +25,13 @@ class FakeCapture:
     outputs)."""
 
     def __init__(self):
-        self.captured, self.static_outputs = [], None
+        self.captured, self.static_outputs, self.leaves = [], None, None
 
     def __call__(self, fn, sample_args, **kwargs):
         assert not torch.is_autocast_enabled(), 'the backward is captured outside autocast'
         assert set(kwargs) <= set(inspect.signature(REAL_CAPTURE).parameters), 'what this torch takes'
         self.captured.append(tuple(sample_args[0].shape))
+        self.leaves = sample_args[1:]
         fn(*sample_args)  # updates the BatchNorms' statistics, as the warm-up does
 
         def replay(*args):
@@ -68,6 +69,48 @@ def test_a_size_is_captured_at_its_third_meeting_and_replayed_after(fake_capture
     assert all(o.requires_grad for o in outs)
     del outs
     assert step(model, cfg, (64, 64)) is not None and fake_capture.captured == [(2, 3, 64, 64)], 'replayed'
+
+
+def test_the_capture_takes_stand_ins_of_the_trainable_parameters(fake_capture):
+    """What is captured takes leaves that share the parameters' memory and stand in for them in the model while
+    capturing, not the parameters (whose gradient accumulators DDP holds); replays take the parameters."""
+    torch.manual_seed(0)
+    model = MLLA(SMALL, attn_impl='fast', frozen_stages=0, fast_cfg=dict(compile=False, uncompiled_graphs=1)).train()
+    cfg = model.fast_cfg
+    for _ in range(3):
+        step(model, cfg, (64, 64))
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert len(fake_capture.leaves) == len(params) < len(list(model.parameters()))
+    assert all(leaf is not p and leaf.data_ptr() == p.data_ptr() and leaf.requires_grad
+               for leaf, p in zip(fake_capture.leaves, params))
+    (captured,) = eager_graphs._GRAPHS[model].graphs.values()
+    assert captured.params == tuple(params)
+
+
+def test_stand_in_leaves_take_the_parameters_place_while_in_the_context():
+    """Inside, the model computes with the stand-ins: gradients reach them and not the parameters, whose
+    accumulation hooks do not fire; a shared parameter has one stand-in; after it (an error included), the model
+    holds its own parameters again."""
+    torch.manual_seed(0)
+    first, second = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    second.weight = first.weight  # shared
+    model = torch.nn.Sequential(first, torch.nn.ReLU(), second)
+    params = tuple(model.parameters())
+    fired = []
+    for p in params:
+        p.register_post_accumulate_grad_hook(lambda p: fired.append(p))
+    x = torch.randn(3, 4)
+    expected = torch.autograd.grad(model(x).square().sum(), params)
+    with eager_graphs.stand_in_leaves(model, params) as leaves:
+        assert tuple(model.parameters()) == leaves and not set(map(id, leaves)) & set(map(id, params))
+        assert [leaf.data_ptr() for leaf in leaves] == [p.data_ptr() for p in params]
+        model(x).square().sum().backward()
+    assert all(torch.allclose(leaf.grad, e) for leaf, e in zip(leaves, expected))
+    assert all(p.grad is None for p in params) and fired == []
+    assert tuple(model.parameters()) == params and second.weight is first.weight
+    with pytest.raises(ValueError), eager_graphs.stand_in_leaves(model, params):
+        raise ValueError
+    assert tuple(model.parameters()) == params
 
 
 def test_a_replay_waits_for_the_last_replays_backward(fake_capture):

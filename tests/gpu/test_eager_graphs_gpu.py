@@ -118,3 +118,34 @@ def test_replays_draw_fresh_stochastic_depth():
     assert len(eager_graphs._GRAPHS[graphed].graphs) == 1
     assert all(torch.isfinite(o).all() for step in outs for o in step)
     assert rel(outs[3][-1], outs[4][-1]) > 1e-2
+
+
+def test_a_failed_capture_warns_and_the_steps_run_on_eagerly(monkeypatch):
+    """A capture that CUDA ends in an error (here a host synchronisation while capturing): a warning, then the
+    steps run eagerly, random draws on the device included (a failed capture must not leave the generator in its
+    capturing state), and match the eager model's."""
+    from mlla_mm.models.fast import backbone
+
+    def syncs_while_capturing(model, x, cfg):
+        if torch.cuda.is_current_stream_capturing():
+            torch.cuda.synchronize()
+        return features(model, x, cfg)
+
+    features = backbone.features
+    monkeypatch.setattr(backbone, 'features', syncs_while_capturing)
+    compiling.reset()
+    torch.manual_seed(0)
+    graphed = MLLA(ARCH, attn_impl='auto', drop_path_rate=0., fast_cfg=dict(uncompiled_graphs=1)).cuda().train()
+    eager = MLLA(ARCH, attn_impl='auto', drop_path_rate=0., fast_cfg=dict(uncompiled_graphs=0)).cuda().train()
+    eager.load_state_dict(graphed.state_dict())
+    with pytest.warns(UserWarning, match='capturing an uncompiled train step as a CUDA graph failed'):
+        for step in range(3):  # the capture is tried at the third
+            x = torch.randn(2, 3, 128, 160, device='cuda')
+            outs = [forward_backward(model, x, seed=step) for model in (graphed, eager)]
+    for step in range(3, 5):
+        x = torch.randn(2, 3, 128, 160, device='cuda')
+        outs = [forward_backward(model, x, seed=step) for model in (graphed, eager)]
+        assert all(rel(a, b) < 1e-3 for a, b in zip(*outs)), step
+    assert 'eager-graphs' in compiling.FAILED
+    graphs = eager_graphs._GRAPHS.get(graphed)
+    assert graphs is None or not graphs.graphs

@@ -41,3 +41,32 @@ def test_replayed_forwards_match_eager_forwards(precision):
     assert all(rel(a, b) < 1e-3 for a, b in zip(*kept)), 'a later replay rewrote earlier outputs'
     assert len(inference_graphs._GRAPHS[graphed].graphs) == 2
     assert eager not in inference_graphs._GRAPHS
+
+
+def test_a_failed_capture_warns_and_the_forwards_run_on_eagerly(monkeypatch):
+    """A recording that CUDA ends in an error (a host synchronisation while capturing): a warning, then eager
+    forwards that match the eager model's, and random draws on the device still work."""
+    from mlla_mm.models.fast import backbone
+
+    def syncs_while_capturing(model, x, cfg):
+        if torch.cuda.is_current_stream_capturing():
+            torch.cuda.synchronize()
+        return features(model, x, cfg)
+
+    features = backbone.features
+    monkeypatch.setattr(backbone, 'features', syncs_while_capturing)
+    compiling.reset()
+    torch.manual_seed(0)
+    graphed = MLLA(ARCH, attn_impl='auto').cuda().eval()
+    eager = MLLA(ARCH, attn_impl='auto', fast_cfg=dict(uncompiled_inference_graphs=0)).cuda().eval()
+    eager.load_state_dict(graphed.state_dict())
+    with pytest.warns(UserWarning, match='capturing an uncompiled forward as a CUDA graph failed'):
+        for _ in range(3):  # the capture is tried at the third
+            with torch.no_grad():
+                graphed(torch.randn(1, 3, 128, 160, device='cuda'))
+    for _ in range(2):
+        x = torch.randn(1, 3, 128, 160, device='cuda')
+        with torch.no_grad():
+            outs, expected = graphed(x), eager(x)
+        assert all(rel(a, b) < 1e-3 for a, b in zip(outs, expected))
+    assert 'inference-graphs' in compiling.FAILED

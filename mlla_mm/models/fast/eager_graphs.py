@@ -13,7 +13,8 @@ at capture. Any change of them drops the model's graphs, and they are captured a
 import functools
 import inspect
 import weakref
-from typing import Callable, Iterable, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -118,8 +119,8 @@ def capture(model: nn.Module, x: torch.Tensor, params: Tuple[torch.Tensor, ...],
     Capturing runs one step to warm its stream up; the buffers (the BatchNorms' running statistics) are put back
     after it, so that the captured model trains on as the eager one would. The forward runs under the caller's
     autocast without its weight cache (a graph cannot use a cast made outside it), the backward outside autocast,
-    as an eager backward does. Where this torch can, CUDA calls of other threads (a data loader pinning memory) may
-    go on while capturing."""
+    as an eager backward does, and through stand-in parameters (:func:`stand_in_leaves`). Where this torch can,
+    CUDA calls of other threads (a data loader pinning memory) may go on while capturing."""
     device = x.device
     autocast = caller_autocast(device)
     needs_grad = []
@@ -136,8 +137,8 @@ def capture(model: nn.Module, x: torch.Tensor, params: Tuple[torch.Tensor, ...],
     buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
     torch.cuda.empty_cache()  # while capturing, the allocator cannot free cached blocks to make room
     try:
-        with torch.autocast(device.type, enabled=False):
-            graphed = torch.cuda.make_graphed_callables(step, (x.clone(), *params), **options)
+        with torch.autocast(device.type, enabled=False), stand_in_leaves(model, params) as leaves:
+            graphed = torch.cuda.make_graphed_callables(step, (x.clone(), *leaves), **options)
     except Exception as error:  # noqa: BLE001 - a failed capture must not stop training
         capture_failed(error, cfg, 'eager-graphs', 'an uncompiled train step', 'steps')
         return None
@@ -146,3 +147,28 @@ def capture(model: nn.Module, x: torch.Tensor, params: Tuple[torch.Tensor, ...],
             for buffer, saved in buffers:
                 buffer.copy_(saved)
     return _Step(graphed, params, needs_grad)
+
+
+@contextmanager
+def stand_in_leaves(model: nn.Module, params: Tuple[torch.Tensor, ...]) -> Iterator[Tuple[torch.Tensor, ...]]:
+    """Within the context, ``model`` holds new leaf parameters in place of ``params``, sharing their memory; yields
+    them in the order of ``params``.
+
+    Why: a captured backward ends in each leaf's gradient accumulator, and the autograd engine makes the stream that
+    accumulator was made on wait for the capturing stream, which CUDA forbids for the default stream. Under
+    ``DistributedDataParallel`` the parameters' accumulators live on from DDP's construction, on the default stream
+    (DDP's gradient hooks hang on them); the stand-ins get accumulators of their own while capturing. A replay takes
+    the real parameters, whose accumulators (and DDP's hooks) then run eagerly."""
+    leaves = {id(p): nn.Parameter(p.detach(), requires_grad=True) for p in params}
+    swapped = []
+    try:
+        for module in model.modules():
+            for name, param in module._parameters.items():
+                if param is not None and id(param) in leaves:
+                    swapped.append((module, name, param))
+        for module, name, param in swapped:
+            module._parameters[name] = leaves[id(param)]
+        yield tuple(leaves[id(p)] for p in params)
+    finally:
+        for module, name, param in swapped:
+            module._parameters[name] = param

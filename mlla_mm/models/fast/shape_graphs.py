@@ -74,11 +74,24 @@ def caller_autocast(device: torch.device) -> dict:
 
 
 def capture_failed(error: Exception, cfg: dict, failure: str, what: str, calls: str) -> None:
-    """After capturing ``what`` failed (out of memory included): raise with ``strict``; otherwise record ``failure``
-    in :data:`.compile.FAILED`, so that nothing of the kind is captured again in this process, and warn that these
+    """After capturing ``what`` failed (out of memory included): the random generators made usable again
+    (:func:`reset_random_after_failed_capture`); then raise with ``strict``, or else record ``failure`` in
+    :data:`.compile.FAILED`, so that nothing of the kind is captured again in this process, and warn that these
     ``calls`` run eagerly from now on."""
+    reset_random_after_failed_capture()
     if cfg['strict']:
         raise error
     compiling.FAILED.add(failure)
     warnings.warn(f'MLLA fast path: capturing {what} as a CUDA graph failed ({compiling.describe(error)}); '
                   f'from now on these {calls} run eagerly')
+
+
+def reset_random_after_failed_capture() -> None:
+    """Give each CUDA device's default random generator a fresh state with the same seed and offset.
+
+    Why: a capture records the generators' offsets; one that fails where CUDA ends the capture (an operation the
+    capture forbids, say) never hands them back, and every later random draw on the device (dropout, stochastic
+    depth, ``torch.randn``) raises. The fresh state goes on from where the old one stood."""
+    for generator in torch.cuda.default_generators if torch.cuda.is_initialized() else ():
+        if hasattr(generator, 'graphsafe_set_state'):
+            generator.graphsafe_set_state(generator.clone_state())
