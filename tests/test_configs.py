@@ -88,6 +88,8 @@ def test_config_builds_with_expected_size(name):
     assert isinstance(model.backbone, mlla_mm.MLLA)
     assert model.backbone.num_features == STAGE_WIDTHS[expected['arch']]
     assert model.backbone.out_indices == (0, 1, 2, 3)
+    # segmentation trains on batches of one size: its uncompiled train steps are replayed as CUDA graphs
+    assert model.backbone.fast_cfg['uncompiled_graphs'] == (1 if 'upernet' in name else 0)
     print(f'{name}: {millions(model)}M parameters')
     assert millions(model) == expected['params']
 

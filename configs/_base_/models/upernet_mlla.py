@@ -24,7 +24,10 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         frozen_stages=-1,
         norm_eval=False,
-        with_cp=False),  # no init_cfg: random initialisation unless a config adds a Pretrained one
+        with_cp=False,
+        # every training batch is padded to the 512 x 512 crop: on a GPU, the backbone's uncompiled train step is
+        # captured once as a CUDA graph and replayed (docs/fast_path.md)
+        fast_cfg=dict(uncompiled_graphs=1)),  # no init_cfg: random initialisation unless a config adds one
     decode_head=dict(
         type='MatmulResizeUPerHead',
         in_channels=[64, 128, 256, 512],  # MLLA stage widths: C..8C, C = 64 (tiny, small) or 96 (base)
