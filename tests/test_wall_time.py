@@ -245,6 +245,14 @@ def test_cold_runs_start_empty_warm_runs_reuse_and_lines_are_written(stand_in, c
     assert 'train300' in table and 'Swin-T' in table and ' s' in table
 
 
+def test_the_priming_process_runs_and_leaves_no_files(tmp_path):
+    """The real priming process (on this machine's device): it exits 0, and its throwaway Triton cache goes."""
+    result = subprocess.run(wall_time.priming_command(), env={**os.environ, 'TMPDIR': str(tmp_path)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize('prime', [True, False])
 def test_one_untimed_priming_process_runs_before_the_first_job(stand_in, capsys, prime):
     commands, tmp = stand_in

@@ -347,19 +347,53 @@ def job_command(job: str, model: str, cache: str, paths: Paths, amp: bool = True
 # What the jobs load from disk besides their own data: Python's modules of the stack, and the GPU libraries that
 # a convolution and a matrix product bring in (cuDNN, cuBLAS)
 PRIMING_CODE = """
+import importlib.util, os, shutil, tempfile
+work = tempfile.mkdtemp()
+os.environ['TRITON_CACHE_DIR'] = os.path.join(work, 'triton')  # a throwaway cache: the jobs' own stay cold
 import torch, mmengine, mmdet, mmseg, mlla_mm
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
 x = torch.randn(2, 3, 64, 64, device=device)
 y = torch.nn.functional.conv2d(x, torch.randn(8, 3, 3, 3, device=device)).flatten(1)
 (y @ y.T).sum().item()
+if device == 'cuda' and importlib.util.find_spec('triton') is not None:
+    path = os.path.join(work, 'primer.py')
+    with open(path, 'w') as f:
+        f.write(TRITON_PRIMER)
+    spec = importlib.util.spec_from_file_location('primer', path)
+    primer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(primer)
+    primer.run()
+shutil.rmtree(work)
+"""
+
+# A Triton kernel unrelated to any model (Triton reads a kernel's source from its file), compiled by the priming
+# process: Triton's compilers and headers are then read from disk before the first timed job, not by it.
+TRITON_PRIMER = """
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def add_one(x_ptr, n, BLOCK: tl.constexpr):
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(x_ptr + i, tl.load(x_ptr + i, mask=i < n) + 1, mask=i < n)
+
+
+def run():
+    x = torch.zeros(100, device='cuda')
+    add_one[(1,)](x, 100, BLOCK=128)
+    assert x.sum().item() == 100
 """
 
 
 def priming_command() -> List[str]:
     """The untimed process run before the timed ones (``--no-prime``: none). On a machine that has just started,
     the first job would otherwise also pay for reading the libraries from disk, which the later ones find in the
-    operating system's cache: a model's place in the order would change its time."""
-    return [sys.executable, '-c', PRIMING_CODE]
+    operating system's cache: a model's place in the order would change its time. It compiles a small Triton kernel
+    too, into a cache of its own, since only the MLLA-T jobs use Triton: the first of them would otherwise read its
+    compilers alone."""
+    return [sys.executable, '-c', PRIMING_CODE.replace('TRITON_PRIMER', repr(TRITON_PRIMER))]
 
 
 def plan(jobs: Sequence[str], models: Sequence[str], caches: Sequence[str], paths: Paths,
