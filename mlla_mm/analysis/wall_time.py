@@ -34,9 +34,9 @@ learning-rate schedules the iteration-based parts are kept (the linear warm-up; 
 epoch-based step decay of the detection configs is dropped: 300 iterations are the first 300 of the real schedule.
 Test jobs load a randomly initialised checkpoint of the model, written by this module.
 
-Before the first job an untimed process imports the stack and runs a convolution and a matrix product on the
-device (``--no-prime``: none), so that on a machine just started the first job does not alone pay for reading the
-libraries from disk.
+Before the first job an untimed process imports the stack, runs a convolution and a matrix product on the
+device and compiles a small Triton kernel into a cache of its own (``--no-prime``: none), so that on a machine just
+started the first job does not alone pay for reading the libraries from disk.
 
 Cache states: ``cold`` gives the job a fresh, empty ``TORCHINDUCTOR_CACHE_DIR`` and ``TRITON_CACHE_DIR`` (one pair
 per job and model, under the work dir); ``warm`` runs the same job again with what its cold run left there. The
