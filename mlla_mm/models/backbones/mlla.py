@@ -92,10 +92,10 @@ class MLLA(BaseModule):
               uncompiled for this many images, then on the compiled fast path, so that a short job never waits for
               the compile (docs/fast_path.md). 0 compiles at once, None never. ``'fast'`` compiles at once.
             - ``compile_inference_after`` (2000): the same for inference (no gradients).
-            - ``uncompiled_graphs`` (0, experimental): uncompiled train steps at up to this many input shapes
-              (batch size included), each met twice before, are captured and replayed as CUDA graphs (with
+            - ``uncompiled_graphs`` (0; 1 in the UperNet configs): uncompiled train steps at up to this many input
+              shapes (batch size included), each met twice before, are captured and replayed as CUDA graphs (with
               ``cuda_graphs``; a graph keeps one step's activations), which takes the kernel launches off the host
-              without compiling. 0: none.
+              without compiling: for training at one size. 0: none.
             - ``uncompiled_inference_graphs`` (8): the same for uncompiled forwards without gradients of a model in
               eval mode (a test job's images at a few sizes); they share one memory pool and keep only their input
               and outputs. 0: none.

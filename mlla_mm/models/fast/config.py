@@ -17,7 +17,7 @@ FAST_CFG_DEFAULTS: Mapping[str, Any] = MappingProxyType(dict(
     compile=True,  # False: the fused functions run eagerly, nothing is compiled
     compile_training_after=5000,  # with attn_impl='auto': images trained uncompiled before compiling
     compile_inference_after=2000,  # with attn_impl='auto': images inferred uncompiled before compiling
-    uncompiled_graphs=0,  # experimental: image sizes whose uncompiled train steps replay as CUDA graphs
+    uncompiled_graphs=0,  # image sizes whose uncompiled train steps replay as CUDA graphs (training at one size)
     uncompiled_inference_graphs=8,  # image sizes whose uncompiled inference replays as CUDA graphs
     strict=False,  # True: a compiler failure raises instead of falling back to a slower path
 ))

@@ -1,4 +1,4 @@
-"""Uncompiled train steps of the backbone replayed as CUDA graphs at input shapes met again (experimental).
+"""Uncompiled train steps of the backbone replayed as CUDA graphs at input shapes met again.
 
 Why: uncompiled, a train step of the backbone is bound by the host launching its thousands of small kernels while
 the GPU idles (docs/fast_path.md); a CUDA graph launches them all at once. Unlike ``torch.compile`` it costs no
