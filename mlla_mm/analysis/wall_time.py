@@ -344,8 +344,8 @@ def job_command(job: str, model: str, cache: str, paths: Paths, amp: bool = True
     return [sys.executable, osp.join(REPO, 'tools', 'demo.py'), image, config, checkpoint, '--out', run_dir]
 
 
-# What the jobs load from disk besides their own data: Python's modules of the stack, and the GPU libraries that
-# a convolution and a matrix product bring in (cuDNN, cuBLAS)
+# What the jobs load from disk besides their own data: Python's modules of the stack, the GPU libraries that a
+# convolution and a matrix product bring in (cuDNN, cuBLAS), and Triton's compilers (TRITON_PRIMER)
 PRIMING_CODE = """
 import importlib.util, os, shutil, tempfile
 work = tempfile.mkdtemp()
