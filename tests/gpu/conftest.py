@@ -1,10 +1,28 @@
 """Shared by the GPU tests: with ``MLLA_GPU_FAILURES=PATH``, each failure's report is appended to PATH the moment
-it arrives, not only in pytest's summary at the end.
+it arrives, not only in pytest's summary at the end; the fixture :func:`captures_fail`.
 
-Why: when a run with several xdist workers is interrupted (a time limit, say), pytest's summary, which holds the
-tracebacks, is lost.
+Why the report: when a run with several xdist workers is interrupted (a time limit, say), pytest's summary, which
+holds the tracebacks, is lost.
 """
 import os
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def captures_fail(monkeypatch):
+    """Every CUDA-graph capture of the backbone's fast path fails as CUDA makes it fail: the backbone's features
+    synchronise with the host while capturing (and run as before otherwise)."""
+    from mlla_mm.models.fast import backbone
+    features = backbone.features
+
+    def syncs_while_capturing(model, x, cfg):
+        if torch.cuda.is_current_stream_capturing():
+            torch.cuda.synchronize()
+        return features(model, x, cfg)
+
+    monkeypatch.setattr(backbone, 'features', syncs_while_capturing)
 
 
 def pytest_runtest_logreport(report):
