@@ -347,7 +347,7 @@ def job_command(job: str, model: str, cache: str, paths: Paths, amp: bool = True
 # What the jobs load from disk besides their own data: Python's modules of the stack, the GPU libraries that a
 # convolution and a matrix product bring in (cuDNN, cuBLAS), and Triton's compilers (TRITON_PRIMER)
 PRIMING_CODE = """
-import importlib.util, os, shutil, tempfile
+import importlib.util, os, shutil, sys, tempfile
 work = tempfile.mkdtemp()
 os.environ['TRITON_CACHE_DIR'] = os.path.join(work, 'triton')  # a throwaway cache: the jobs' own stay cold
 import torch, mmengine, mmdet, mmseg, mlla_mm
@@ -358,7 +358,7 @@ y = torch.nn.functional.conv2d(x, torch.randn(8, 3, 3, 3, device=device)).flatte
 if device == 'cuda' and importlib.util.find_spec('triton') is not None:
     path = os.path.join(work, 'primer.py')
     with open(path, 'w') as f:
-        f.write(TRITON_PRIMER)
+        f.write(sys.argv[1])  # TRITON_PRIMER
     spec = importlib.util.spec_from_file_location('primer', path)
     primer = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(primer)
@@ -393,7 +393,7 @@ def priming_command() -> List[str]:
     operating system's cache: a model's place in the order would change its time. It compiles a small Triton kernel
     too, into a cache of its own, since only the MLLA-T jobs use Triton: the first of them would otherwise read its
     compilers alone."""
-    return [sys.executable, '-c', PRIMING_CODE.replace('TRITON_PRIMER', repr(TRITON_PRIMER))]
+    return [sys.executable, '-c', PRIMING_CODE, TRITON_PRIMER]
 
 
 def plan(jobs: Sequence[str], models: Sequence[str], caches: Sequence[str], paths: Paths,
