@@ -71,9 +71,10 @@ def test_dry_run_prints_each_command_with_its_cache_folders(dry_run):
     caches = {}
     for header, line in zip(headers, lines):
         job, model, cache = header.split()
-        env = dict(part.split('=', 1) for part in line.split()[:2])
+        env = dict(part.split('=', 1) for part in line.split()[:3])
         assert env == {'TORCHINDUCTOR_CACHE_DIR': str(work / 'cache' / f'{job}_{model}' / 'inductor'),
-                       'TRITON_CACHE_DIR': str(work / 'cache' / f'{job}_{model}' / 'triton')}
+                       'TRITON_CACHE_DIR': str(work / 'cache' / f'{job}_{model}' / 'triton'),
+                       'CUDA_CACHE_PATH': str(work / 'cache' / f'{job}_{model}' / 'cuda')}
         caches.setdefault((job, model), []).append(env)
         assert str(work / 'configs' / f'{job}_{model}.py') in line
     assert all(cold == warm for cold, warm in caches.values())  # the warm run reuses its cold run's folders
@@ -81,7 +82,7 @@ def test_dry_run_prints_each_command_with_its_cache_folders(dry_run):
     train = next(line for header, line in zip(headers, lines) if header == 'train300 mlla_fast cold')
     assert 'tools/train.py' in train and '--amp' in train
     test = next(line for header, line in zip(headers, lines) if header == 'test500 swin_t cold')
-    assert 'tools/test.py' in test and test.split()[5].endswith('mask_rcnn_swin_t.pth')
+    assert 'tools/test.py' in test and test.split()[6].endswith('mask_rcnn_swin_t.pth')
     demo = next(line for header, line in zip(headers, lines) if header == 'demo1 mlla_plain warm')
     assert 'tools/demo.py' in demo and str(work / 'data' / 'coco' / 'val' / '000000.jpg') in demo
 
@@ -202,11 +203,14 @@ def stand_in(monkeypatch, tmp_path):
     return commands, tmp_path
 
 
+CACHE_VARIABLES = ('CUDA_CACHE_PATH', 'TORCHINDUCTOR_CACHE_DIR', 'TRITON_CACHE_DIR')
+# writes what it finds in its cache folders, then fills each with a file named after its variable
 LIST_AND_FILL_CACHE = '''
 import os, sys, time
-folder = os.environ['TORCHINDUCTOR_CACHE_DIR']
-open(sys.argv[1], 'w').write(','.join(sorted(os.listdir(folder))))
-open(os.path.join(folder, 'compiled'), 'w').write('x')
+folders = {key: os.environ[key] for key in ('TORCHINDUCTOR_CACHE_DIR', 'TRITON_CACHE_DIR', 'CUDA_CACHE_PATH')}
+open(sys.argv[1], 'w').write(','.join(sorted(name for folder in folders.values() for name in os.listdir(folder))))
+for key, folder in folders.items():
+    open(os.path.join(folder, key), 'w').write('x')
 time.sleep(0.3)
 print(f'first-iteration-end train {time.time():.6f}', flush=True)
 time.sleep(0.2)
@@ -226,7 +230,7 @@ def test_cold_runs_start_empty_warm_runs_reuse_and_lines_are_written(stand_in, c
     for job in ('demo1', 'train300'):
         for model in ('mlla_fast', 'swin_t'):
             assert (tmp / f'{job}_{model}_cold.seen').read_text() == ''
-            assert (tmp / f'{job}_{model}_warm.seen').read_text() == 'compiled'
+            assert (tmp / f'{job}_{model}_warm.seen').read_text() == ','.join(CACHE_VARIABLES)
     lines = read_results(results)
     assert tuple(lines[0]) == CSV_COLUMNS
     assert [line[:4] for line in lines[1:]] == [['2026-01-02', 'abc1234', 'Test Card', '2.0']] * 12

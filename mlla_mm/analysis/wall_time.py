@@ -38,11 +38,14 @@ Before the first job an untimed process imports the stack, runs a convolution an
 device and compiles a small Triton kernel into a cache of its own (``--no-prime``: none), so that on a machine just
 started the first job does not alone pay for reading the libraries from disk.
 
-Cache states: ``cold`` gives the job a fresh, empty ``TORCHINDUCTOR_CACHE_DIR`` and ``TRITON_CACHE_DIR`` (one pair
-per job and model, under the work dir); ``warm`` runs the same job again with what its cold run left there. The
-plain path and Swin-T compile nothing (MLLA-T auto, in jobs shorter than its counts, only its Triton kernels, in
-seconds); they run in both states too, so that the difference between their two runs shows what else a second run
-gains (files in the operating system's cache). Each successful run appends one line to the results CSV
+Cache states: ``cold`` gives the job fresh, empty ``TORCHINDUCTOR_CACHE_DIR``, ``TRITON_CACHE_DIR`` and
+``CUDA_CACHE_PATH`` folders (one set per job and model, under the work dir); ``warm`` runs the same job again with
+what its cold run left there. The last is the CUDA driver's cache of kernels compiled at run time from PTX (by
+default ``~/.nv/ComputeCache``, kept by a machine across processes): eager models fill it too, so with the default
+one a job's first step would depend on what the machine ran before. The plain path and Swin-T compile nothing of
+their own (MLLA-T auto, in jobs shorter than its counts, only its Triton kernels, in seconds); they run in both
+states too, so that the difference between their two runs shows what else a second run gains (the driver's cache,
+files in the operating system's cache). Each successful run appends one line to the results CSV
 (:mod:`.results`): measure ``wall_<job>_<cold|warm>_s``, e.g. ``wall_demo1_cold_s``, ``wall_train300_warm_s``
 (the counts follow ``--iters`` and ``--test-images``), and one more per first iteration (``wall_first_step_cold_s``,
 ``wall_seg_first_step_cold_s``, ``wall_first_infer_cold_s``, ...). A job that fails
@@ -150,9 +153,11 @@ class Paths:
         return osp.join(self.root, 'logs', f'{job}_{model}_{cache}.log')
 
     def caches(self, job: str, model: str) -> Dict[str, str]:
-        """The compile caches of a job and model: the environment variables and their folders."""
+        """The compile caches of a job and model: the environment variables and their folders (Inductor's, Triton's,
+        and the CUDA driver's cache of kernels compiled at run time from PTX)."""
         folder = osp.join(self.root, 'cache', f'{job}_{model}')
-        return {'TORCHINDUCTOR_CACHE_DIR': osp.join(folder, 'inductor'), 'TRITON_CACHE_DIR': osp.join(folder, 'triton')}
+        return {'TORCHINDUCTOR_CACHE_DIR': osp.join(folder, 'inductor'), 'TRITON_CACHE_DIR': osp.join(folder, 'triton'),
+                'CUDA_CACHE_PATH': osp.join(folder, 'cuda')}
 
 
 def make_data(paths: Paths, tasks: Sequence[str], train_images: int, test_images: int) -> None:
@@ -349,7 +354,8 @@ def job_command(job: str, model: str, cache: str, paths: Paths, amp: bool = True
 PRIMING_CODE = """
 import importlib.util, os, shutil, sys, tempfile
 work = tempfile.mkdtemp()
-os.environ['TRITON_CACHE_DIR'] = os.path.join(work, 'triton')  # a throwaway cache: the jobs' own stay cold
+for key, name in (('TRITON_CACHE_DIR', 'triton'), ('CUDA_CACHE_PATH', 'cuda')):
+    os.environ[key] = os.path.join(work, name)  # throwaway caches: the jobs' own stay cold
 import torch, mmengine, mmdet, mmseg, mlla_mm
 device = 'cuda' if torch.cuda.is_available() else 'cpu'
 x = torch.randn(2, 3, 64, 64, device=device)
