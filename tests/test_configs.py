@@ -317,6 +317,7 @@ def test_segmentation_recipe(name):
     assert cfg.default_hooks.checkpoint == dict(type='AtomicCheckpointHook', by_epoch=False, interval=16000)
     assert cfg.train_dataloader.batch_size == 2 and cfg.train_dataloader.sampler.type == 'InfiniteSampler'
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=16)
+    assert cfg.env_cfg.cudnn_benchmark is False  # no cuDNN set-up (and run-time compiling) per new shape
 
     data = cfg.train_dataloader.dataset
     assert data.type == 'ADE20KDataset' and data.data_root == 'data/ade/ADEChallengeData2016'

@@ -10,8 +10,11 @@ default_hooks = dict(
     # drawing is off by default; `test.py --show` / `--show-dir` switch it on
     visualization=dict(type='SegVisualizationHook'))
 
+# cuDNN's autotuning off (mmseg's configs have it on): with it, every new convolution shape has cuDNN time its
+# kernels and compile some of them at run time, which a new machine pays in the first step and evaluation at every
+# new image size; with the backbone's depthwise convolutions on Triton, the steps are no slower (docs/speed.md)
 env_cfg = dict(
-    cudnn_benchmark=True,
+    cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'))
 
