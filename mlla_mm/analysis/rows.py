@@ -229,7 +229,8 @@ def model_batch(task: str, data_preprocessor, batch_size: int, shape: Sequence[i
 
 
 def use_configs_cudnn_setting(cfg) -> bool:
-    """cuDNN's autotuning as the config's ``env_cfg`` sets it for training (mmdet: off, mmseg: on); returns it."""
+    """cuDNN's autotuning as the config's ``env_cfg`` sets it for training (this project's configs and mmdet's: off;
+    mmseg's: on); returns it."""
     torch.backends.cudnn.benchmark = bool(cfg.get('env_cfg', {}).get('cudnn_benchmark', False))
     return torch.backends.cudnn.benchmark
 
