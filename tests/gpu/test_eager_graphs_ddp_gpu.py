@@ -15,15 +15,10 @@ from torch.nn.parallel import DistributedDataParallel
 from mlla_mm import MLLA
 from mlla_mm.models.fast import compile as compiling
 from mlla_mm.models.fast import eager_graphs
+from replay_checks import ARCH, rel
 
 pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() and dist.is_nccl_available()),
                                 reason='needs CUDA and NCCL')
-
-ARCH = dict(embed_dims=32, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8])
-
-
-def rel(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
 
 
 class Segmenter(nn.Module):
