@@ -205,14 +205,14 @@ def stand_in(monkeypatch, tmp_path):
 
 CACHE_VARIABLES = ('CUDA_CACHE_PATH', 'TORCHINDUCTOR_CACHE_DIR', 'TRITON_CACHE_DIR')
 # writes what it finds in its cache folders, then fills each with a file named after its variable
-LIST_AND_FILL_CACHE = '''
+LIST_AND_FILL_CACHE = f'''
 import os, sys, time
-folders = {key: os.environ[key] for key in ('TORCHINDUCTOR_CACHE_DIR', 'TRITON_CACHE_DIR', 'CUDA_CACHE_PATH')}
+folders = {{key: os.environ[key] for key in {CACHE_VARIABLES!r}}}
 open(sys.argv[1], 'w').write(','.join(sorted(name for folder in folders.values() for name in os.listdir(folder))))
 for key, folder in folders.items():
     open(os.path.join(folder, key), 'w').write('x')
 time.sleep(0.3)
-print(f'first-iteration-end train {time.time():.6f}', flush=True)
+print(f'first-iteration-end train {{time.time():.6f}}', flush=True)
 time.sleep(0.2)
 '''
 
