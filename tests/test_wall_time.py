@@ -132,7 +132,7 @@ def test_models_are_the_auto_graphs_fast_plain_and_swin_configs(dry_run):
             == load(work, 'train300', 'swin_t').train_dataloader.dataset.pipeline[3].type == 'RandomChoice')
 
 
-def test_test_configs_read_every_validation_image_one_at_a_time(dry_run):
+def test_test_configs_read_every_validation_image_one_at_a_time_at_one_score_threshold(dry_run):
     work = dry_run[0]
     for model in wall_time.MODELS:
         cfg = load(work, 'test500', model)
@@ -140,6 +140,9 @@ def test_test_configs_read_every_validation_image_one_at_a_time(dry_run):
         assert cfg.test_dataloader.dataset.ann_file == cfg.test_evaluator.ann_file == ann_file
         assert cfg.test_dataloader.batch_size == 1 and cfg.train_dataloader is None and cfg.optim_wrapper is None
         assert cfg.custom_hooks[-1] == wall_time.CLOCK_HOOK
+        # every model post-processes as many detections; the demo keeps the config's threshold
+        assert cfg.model.test_cfg.rcnn.score_thr == wall_time.TEST_SCORE_THR == 0
+        assert load(work, 'demo1', model).model.test_cfg.rcnn.score_thr == 0.05
     with open(ann_file) as f:
         assert len(json.load(f)['images']) == 3
 
