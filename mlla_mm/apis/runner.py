@@ -6,6 +6,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from ..engine.checked_loading import install_checkpoint_rules
+from ..engine.config_format_cache import install_config_format_cache
 from .config import NOTES_KEY, task_of
 from .dataloader_check import checked_dataloader_builder
 from .distributed import init_cpu_distributed
@@ -13,7 +14,9 @@ from .distributed import init_cpu_distributed
 
 def build_runner(cfg: Config):
     """Build the Runner of a prepared config: the registry runner of mmdet / mmseg when the config sets
-    ``runner_type``, mmengine's ``Runner.from_cfg`` otherwise (after ``init_default_scope``)."""
+    ``runner_type``, mmengine's ``Runner.from_cfg`` otherwise (after ``init_default_scope``). The runner's copies of
+    the config text are formatted once (:mod:`..engine.config_format_cache`)."""
+    install_config_format_cache()
     task = task_of(cfg)
     cfg = copy.deepcopy(cfg)
     notes = list(cfg.pop(NOTES_KEY, None) or [])
