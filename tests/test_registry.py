@@ -1,4 +1,5 @@
-"""`type='MLLA'` builds from mmdet's and mmseg's registries, after import or through custom_imports."""
+"""`type='MLLA'` builds from mmdet's and mmseg's registries, after import or through custom_imports; the
+segmentation heads build from mmseg's, which imports them with its own models."""
 import subprocess
 import sys
 import textwrap
@@ -57,3 +58,30 @@ def test_mmpretrain_style_child_registry_finds_mlla():
     import mlla_mm  # noqa: F401
     child = Registry('model', parent=ROOT, scope='some_codebase')
     assert type(child.build(dict(type='MLLA', arch='tiny'))).__name__ == 'MLLA'
+
+
+def test_segmentation_heads_are_imported_with_mmseg_models_only():
+    """``import mlla_mm`` leaves mmseg's models unimported (a detection job does not pay for them); mmseg's registry
+    imports the heads with its models at its first lookup, as a config's build in the mmseg scope makes it."""
+    pytest.importorskip('mmseg')
+    out = run_python('''
+        import sys
+        import mlla_mm
+        print('mmseg.models' in sys.modules)
+        from mmengine.registry import MODELS, init_default_scope
+        init_default_scope('mmseg')
+        head = MODELS.build(dict(type='MatmulResizeFCNHead', in_channels=8, channels=4, num_classes=3, num_convs=1))
+        print(type(head).__name__, 'mmseg.models' in sys.modules)
+        ''')
+    assert out.split() == ['False', 'MatmulResizeFCNHead', 'True']
+
+
+def test_segmentation_heads_register_at_once_where_mmseg_has_imported_its_models():
+    pytest.importorskip('mmseg')
+    out = run_python('''
+        from mmseg.registry import MODELS
+        MODELS.get('UPerHead')  # mmseg's registry imports its models now
+        import mlla_mm
+        print('MatmulResizeUPerHead' in MODELS.module_dict, 'MatmulResizeFCNHead' in MODELS.module_dict)
+        ''')
+    assert out.split() == ['True', 'True']

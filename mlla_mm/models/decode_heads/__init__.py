@@ -1,14 +1,43 @@
-"""Segmentation heads for mmseg (registered only where mmseg is installed)."""
+"""Segmentation heads for mmseg, registered in mmseg's ``MODELS`` where mmseg is installed.
+
+The heads subclass mmseg's, and importing ``mmseg.models`` takes seconds, which a detection job would pay for
+nothing at ``import mlla_mm``. So their module is imported only with mmseg's own models: it is added to the modules
+that mmseg's registry imports before it first looks a type up (mmengine's registry ``locations``), or imported at
+once where that has happened already. ``from mlla_mm.models.decode_heads import MatmulResizeUPerHead`` imports it
+too.
+"""
+from importlib import import_module
+
 from .matmul_resize import bilinear_resize
 
 # each head here and the mmseg head it computes, with the same parameters (FLOP counts use mmseg's: the matrix
 # products of a resize are an interpolation's, which the paper's counting leaves out)
 MMSEG_EQUIVALENTS = {'MatmulResizeUPerHead': 'UPerHead', 'MatmulResizeFCNHead': 'FCNHead'}
 
-try:
-    from .matmul_resize_heads import MatmulResizeFCNHead, MatmulResizeUPerHead, pixel_accuracy
-except ImportError:  # mmseg absent: the backbone alone still serves mmdet
-    __all__ = ['MMSEG_EQUIVALENTS', 'bilinear_resize']
-else:
-    __all__ = ['MMSEG_EQUIVALENTS', 'bilinear_resize', 'MatmulResizeFCNHead', 'MatmulResizeUPerHead',
-               'pixel_accuracy']
+HEADS_MODULE = f'{__name__}.matmul_resize_heads'
+HEADS_NAMES = ('MatmulResizeFCNHead', 'MatmulResizeUPerHead', 'pixel_accuracy')
+
+
+def register_with_mmseg() -> None:
+    """Have mmseg's ``MODELS`` import the heads' module with its own models (see the module's docstring); nothing
+    where mmseg is not installed. Idempotent."""
+    try:
+        from mmseg.registry import MODELS
+    except ImportError:  # mmseg absent: the backbone alone still serves mmdet
+        return
+    locations = getattr(MODELS, '_locations', None)
+    if getattr(MODELS, '_imported', True) or not isinstance(locations, list):
+        import_module(HEADS_MODULE)  # mmseg's models are imported already (or this mmengine imports no locations)
+    elif HEADS_MODULE not in locations:
+        locations.append(HEADS_MODULE)
+
+
+def __getattr__(name: str):
+    if name in HEADS_NAMES:
+        return getattr(import_module(HEADS_MODULE), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+register_with_mmseg()
+
+__all__ = ['MMSEG_EQUIVALENTS', 'bilinear_resize', 'register_with_mmseg', *HEADS_NAMES]
