@@ -223,6 +223,24 @@ def test_drop_path_rises_linearly_over_blocks():
     assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
 
 
+@pytest.mark.parametrize('drop_prob,scale_by_keep', [(0.3, True), (0.5, False), (1.0, True)])
+def test_drop_path_draws_what_the_official_codes_timm_draws(drop_prob, scale_by_keep):
+    """The same masks as timm's DropPath (which the official code takes) for the same random state, in any shape;
+    the identity in eval mode and at rate 0."""
+    timm_layers = pytest.importorskip('timm.layers')
+    from mlla_mm.models.layers import DropPath
+    ours, timms = DropPath(drop_prob, scale_by_keep), timm_layers.DropPath(drop_prob, scale_by_keep)
+    for shape in [(16, 7, 8), (16, 3, 4, 4)]:
+        x = torch.randn(shape)
+        torch.manual_seed(3)
+        expected = timms(x)
+        torch.manual_seed(3)
+        assert torch.equal(ours(x), expected)
+    assert 0 < int((expected.flatten(1) == 0).all(dim=1).sum()) <= 16
+    x = torch.randn(4, 5)
+    assert ours.eval()(x) is x and DropPath(0.).train()(x) is x
+
+
 def test_default_init_follows_the_official_scheme():
     model = MLLA(SMALL_ARCH)
     model.init_weights()

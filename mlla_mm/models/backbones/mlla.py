@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from timm.layers import trunc_normal_
+from torch.nn.init import trunc_normal_
 
 from ...checkpoint import load_pretrained_backbone
 from ...checkpoint.model_checkpoint import drop_official_rope_tables

@@ -8,8 +8,8 @@ one replay forward and one backward, and the BatchNorms fuse with their neighbou
 from typing import Optional, Tuple
 
 import torch
-from timm.layers import DropPath
 
+from ..layers import DropPath
 from . import compile as compiling
 from . import eager_graphs, inference_graphs
 from .functional_block import mlla_block

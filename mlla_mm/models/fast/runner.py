@@ -10,9 +10,8 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.utils.checkpoint as cp
-from timm.layers import DropPath
 
-from ..layers import MLLABlock, MLLAStage, PatchMerging, Stem
+from ..layers import DropPath, MLLABlock, MLLAStage, PatchMerging, Stem
 from ..layers.layout import image_to_tokens, tokens_to_image
 from . import compile as compiling
 from .config import has_triton_kernels
@@ -36,7 +35,7 @@ def block_tensors(block: MLLABlock) -> tuple:
 
 
 def drop_path_mask(block: MLLABlock, x: torch.Tensor, residual_masks: bool) -> Optional[torch.Tensor]:
-    """A per-sample ``(B, 1, 1)`` stochastic-depth factor as :class:`timm.layers.DropPath` draws it, or None where no
+    """A per-sample ``(B, 1, 1)`` stochastic-depth factor as :class:`~mlla_mm.models.layers.DropPath` draws it, or None where no
     path is dropped. ``residual_masks``: ones instead of None in training, so that a block that drops no path (the
     first one, whose rate is 0) shares the compiled graph of the blocks that do."""
     drop = block.drop_path

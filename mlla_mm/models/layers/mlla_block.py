@@ -3,8 +3,8 @@ from typing import Tuple
 
 import torch
 import torch.nn as nn
-from timm.layers import DropPath
 
+from .drop_path import DropPath
 from .layout import image_to_tokens, tokens_to_image
 from .linear_attention import LinearAttention
 
