@@ -54,10 +54,13 @@ NEW_SIZE_MEASURES = OrderedDict([('first_size_step_s', 'first step'), ('new_size
 # Whole jobs timed by tools/analysis/wall_time.py, measure wall_<job>_<cache>_s, in the order of its table; N is
 # the job's count of iterations or images (300 and 500 by default)
 WALL_JOBS = OrderedDict([
+    ('train_start', 'Mask R-CNN, launch to the start of training'),
     ('first_step', 'Mask R-CNN, launch to the end of the first train step'),
     ('train', 'Mask R-CNN, {n} train iterations'),
+    ('seg_train_start', 'UperNet, launch to the start of training'),
     ('seg_first_step', 'UperNet, launch to the end of the first train step'),
     ('seg_train', 'UperNet, {n} train iterations'),
+    ('test_start', 'tools/test.py, launch to the start of testing'),
     ('first_infer', 'tools/test.py, launch to the first image\'s result'),
     ('test', 'tools/test.py, {n} images'),
     ('demo1', 'tools/demo.py, one image'),

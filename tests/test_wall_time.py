@@ -155,7 +155,8 @@ def test_every_measure_has_a_line_of_its_own_in_the_table():
     make_tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_tables)
     named = [(wall_time.measure_name(job, 'cold', 300, 500), spec.task) for job, spec in wall_time.JOBS.items()]
-    named += [(wall_time.first_measure_name(job, spec.kind, 'warm'), spec.task)
+    named += [(name(job, spec.kind, 'warm'), spec.task) for name in (wall_time.first_measure_name,
+                                                                     wall_time.start_measure_name)
               for job, spec in wall_time.JOBS.items() if spec.kind in wall_time.FIRST_ITERATIONS]
     parsed = [make_tables.wall_measure(name) for name, _ in named]
     assert None not in parsed, list(zip(named, parsed))
@@ -169,6 +170,9 @@ def test_measure_and_input_names():
     assert wall_time.first_measure_name('train300', 'train', 'cold') == 'wall_first_step_cold_s'
     assert wall_time.first_measure_name('seg_train300', 'train', 'warm') == 'wall_seg_first_step_warm_s'
     assert wall_time.first_measure_name('test500', 'test', 'cold') == 'wall_first_infer_cold_s'
+    assert wall_time.start_measure_name('train300', 'train', 'cold') == 'wall_train_start_cold_s'
+    assert wall_time.start_measure_name('seg_train300', 'train', 'warm') == 'wall_seg_train_start_warm_s'
+    assert wall_time.start_measure_name('test500', 'test', 'cold') == 'wall_test_start_cold_s'
     assert wall_time.measure_name('train300', 'warm', 300, 500) == 'wall_train300_warm_s'
     assert wall_time.measure_name('seg_train300', 'cold', 100, 500) == 'wall_seg_train100_cold_s'
     assert wall_time.measure_name('test500', 'cold', 300, 20) == 'wall_test20_cold_s'
@@ -214,7 +218,9 @@ folders = {{key: os.environ[key] for key in {CACHE_VARIABLES!r}}}
 open(sys.argv[1], 'w').write(','.join(sorted(name for folder in folders.values() for name in os.listdir(folder))))
 for key, folder in folders.items():
     open(os.path.join(folder, key), 'w').write('x')
-time.sleep(0.3)
+time.sleep(0.2)
+print(f'loop-start train {{time.time():.6f}}', flush=True)
+time.sleep(0.2)
 print(f'first-iteration-end train {{time.time():.6f}}', flush=True)
 time.sleep(0.2)
 '''
@@ -236,18 +242,18 @@ def test_cold_runs_start_empty_warm_runs_reuse_and_lines_are_written(stand_in, c
             assert (tmp / f'{job}_{model}_warm.seen').read_text() == ','.join(CACHE_VARIABLES)
     lines = read_results(results)
     assert tuple(lines[0]) == CSV_COLUMNS
-    assert [line[:4] for line in lines[1:]] == [['2026-01-02', 'abc1234', 'Test Card', '2.0']] * 12
-    # a demo has no training iteration: the stamp counts only for the training job, after the job's own line
+    assert [line[:4] for line in lines[1:]] == [['2026-01-02', 'abc1234', 'Test Card', '2.0']] * 16
+    # a demo has no training loop: the stamps count only for the training job, after the job's own line
     assert [(line[4], line[5], line[6], line[7], line[8], line[10]) for line in lines[1:]] == [
         ('mask_rcnn', model, '1x3x800x1333', 'fp32', f'wall_demo1_{cache}_s', 's')
         for model in ('MLLA-T fast', 'Swin-T') for cache in ('cold', 'warm')] + [
         ('mask_rcnn', model, '2x3x800x1333', 'fp16', measure, 's')
         for model in ('MLLA-T fast', 'Swin-T') for cache in ('cold', 'warm')
-        for measure in (f'wall_train300_{cache}_s', f'wall_first_step_{cache}_s')]
+        for measure in (f'wall_train300_{cache}_s', f'wall_train_start_{cache}_s', f'wall_first_step_{cache}_s')]
     seconds = [float(line[9]) for line in lines[1:]]
     assert all(0 < value < 60 for value in seconds)
-    for whole, first in zip(seconds[4::2], seconds[5::2]):
-        assert 0.3 <= first <= whole - 0.2  # launch to the stamp, within the job's own time
+    for whole, start, first in zip(seconds[4::3], seconds[5::3], seconds[6::3]):
+        assert 0.2 <= start <= first - 0.2 <= whole - 0.4  # launch to each stamp, within the job's own time
     table = capsys.readouterr().out.split('\ntask')[-1]
     assert 'train300' in table and 'Swin-T' in table and ' s' in table
 
@@ -351,9 +357,10 @@ def test_inference_of_mlla_plain_on_the_cpu(tmp_path):
     lines = read_results(results)
     assert [line[4:9] for line in lines[1:]] == [
         ['mask_rcnn', 'MLLA-T plain', '1x3x800x1333', 'fp32', measure]
-        for measure in ('wall_test1_cold_s', 'wall_first_infer_cold_s')]
+        for measure in ('wall_test1_cold_s', 'wall_test_start_cold_s', 'wall_first_infer_cold_s')]
     assert all(line[2].startswith('cpu') for line in lines[1:])
-    whole, first = (float(line[9]) for line in lines[1:])
-    assert 0 < first < whole
+    whole, start, first = (float(line[9]) for line in lines[1:])
+    assert 0 < start < first < whole
     log = (tmp_path / 'work' / 'logs' / 'test500_mlla_plain_cold.log').read_text()
     assert 'Epoch(test) [1/1]' in log and 'coco/segm_mAP' in log and 'first-iteration-end test' in log
+    assert 'loop-start test' in log

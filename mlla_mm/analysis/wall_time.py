@@ -65,9 +65,9 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from ..engine.first_iteration_clock_hook import first_iteration_times
+from ..engine.first_iteration_clock_hook import first_iteration_times, loop_start_times
 from .results import append_csv, check_results_argument
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -109,6 +109,7 @@ JOBS = {
 }
 CACHES = ('cold', 'warm')
 FIRST_ITERATIONS = {'train': 'first_step', 'test': 'first_infer'}  # the clock hook's mode -> the measure's job
+LOOP_STARTS = {'train': 'train_start', 'test': 'test_start'}  # likewise for the start of the mode's loop
 CLOCK_HOOK = dict(type='FirstIterationClockHook')
 
 DET_IMAGE_SIZE = (800, 1333)  # (height, width): the detection configs' test scale and largest training scale
@@ -427,6 +428,7 @@ class Outcome(NamedTuple):
     seconds: Optional[float]  # None: it failed
     status: str  # 'ok', 'exit N', 'timeout', or why it did not start
     first: Dict[str, float] = {}  # seconds from launch to the end of the first 'train' / 'test' iteration
+    starts: Dict[str, float] = {}  # seconds from launch to the start of the 'train' / 'test' loop
 
 
 def end_process_group(group: int) -> None:
@@ -459,19 +461,22 @@ def execute(run: Run, timeout: float) -> Outcome:
             end_process_group(process.pid)
             process.wait()
             if isinstance(err, subprocess.TimeoutExpired):  # its first iteration may still have ended in time
-                return Outcome(None, 'timeout', first_iterations(run.log, launch))
+                return Outcome(None, 'timeout', *clock_times(run.log, launch))
             raise
         seconds = time.perf_counter() - start
     end_process_group(process.pid)  # what the job left running (e.g. compile workers) must not hold the next's GPU
     if returncode != 0:
         return Outcome(None, f'exit {returncode}')
-    return Outcome(seconds, 'ok', first_iterations(run.log, launch))
+    return Outcome(seconds, 'ok', *clock_times(run.log, launch))
 
 
-def first_iterations(log_path: str, launch: float) -> Dict[str, float]:
-    """Seconds from ``launch`` (``time.time()``) to the end of each first iteration that the job's log tells of."""
+def clock_times(log_path: str, launch: float) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """Seconds from ``launch`` (``time.time()``) to the end of each first iteration, and to the start of each loop,
+    that the job's log tells of."""
     with open(log_path, errors='replace') as log:
-        return {mode: stamp - launch for mode, stamp in first_iteration_times(log.read()).items()}
+        text = log.read()
+    return tuple({mode: stamp - launch for mode, stamp in times(text).items()}
+                 for times in (first_iteration_times, loop_start_times))
 
 
 def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -495,6 +500,13 @@ def first_measure_name(job: str, mode: str, cache: str) -> str:
     return f'wall_{prefix}{FIRST_ITERATIONS[mode]}_{cache}_s'
 
 
+def start_measure_name(job: str, mode: str, cache: str) -> str:
+    """The start of a job's loop: ``wall_train_start_cold_s`` (Mask R-CNN), ``wall_seg_train_start_warm_s``
+    (UperNet), ``wall_test_start_cold_s``."""
+    prefix = 'seg_' if JOBS[job].task == 'upernet' else ''
+    return f'wall_{prefix}{LOOP_STARTS[mode]}_{cache}_s'
+
+
 def input_name(cfg, job: str) -> str:
     """The job's input as ``BxCxHxW``: the configs' largest scale (Mask R-CNN) or crop (UperNet)."""
     spec = JOBS[job]
@@ -505,15 +517,18 @@ def input_name(cfg, job: str) -> str:
 
 
 def csv_lines(info: Dict, run: Run, cfg, outcome: Outcome, args) -> List[Dict]:
-    """The run's line (if it finished), then one per first iteration its log told of."""
+    """The run's line (if it finished), then one per loop start and per first iteration its log told of."""
     spec = JOBS[run.job]
     common = dict(date=info['date'], commit=info['commit'], card=info['card'], torch=info['torch'], task=spec.task,
                   model=MODELS[run.model].name, input=input_name(cfg, run.job),
                   precision='fp16' if spec.kind == 'train' and args.amp else 'fp32', unit='s')
     values = [] if outcome.seconds is None else [
         (measure_name(run.job, run.cache, args.iters, args.test_images), outcome.seconds)]
+    # a training job's own test loop, if any, is not its first result
+    values += [(start_measure_name(run.job, mode, run.cache), seconds) for mode, seconds in outcome.starts.items()
+               if mode == spec.kind]
     values += [(first_measure_name(run.job, mode, run.cache), seconds) for mode, seconds in outcome.first.items()
-               if mode == spec.kind]  # a training job's own test iterations, if any, are not its first result
+               if mode == spec.kind]
     return [dict(common, measure=measure, value=f'{seconds:.6g}') for measure, seconds in values]
 
 
@@ -623,13 +638,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'{run.job} {run.model} {run.cache}: {shell_line(run)}', flush=True)
         outcome = execute(run, args.timeout)
         outcomes[run.job, run.model, run.cache] = outcome
-        firsts = ''.join(f', first {mode} iteration after {seconds:.1f} s' for mode, seconds in outcome.first.items())
+        firsts = ''.join([f', {mode} loop started after {seconds:.1f} s' for mode, seconds in outcome.starts.items()]
+                         + [f', first {mode} iteration after {seconds:.1f} s' for mode, seconds in outcome.first.items()])
         if outcome.seconds is None:
             failed.append(run)
             print(f'  failed ({outcome.status}{firsts}); the end of {run.log}:\n{log_tail(run.log)}', flush=True)
         else:
             print(f'  {outcome.seconds:.1f} s{firsts}', flush=True)
-        if args.results and (outcome.seconds is not None or outcome.first):
+        if args.results and (outcome.seconds is not None or outcome.first or outcome.starts):
             append_csv(csv_lines(info, run, configs[run.job, run.model], outcome, args), args.results)
     print_table(runs, outcomes)
     if args.results:
