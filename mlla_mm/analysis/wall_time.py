@@ -13,11 +13,13 @@ Jobs (``JOBS``; the default order runs the cheap ones first):
 - ``seg_train300``: ``tools/train.py --amp`` on the UperNet config, 300 iterations of 8 crops of 512x512 (the
   config's per-GPU batch is 2; 8 is the one GPU batch of the speed tables' UperNet rows);
 - ``train300``: ``tools/train.py --amp`` on the Mask R-CNN config, 300 iterations of the config's batch of 2;
-- ``test500``: ``tools/test.py`` over 500 images, batch 1, with COCO box and mask evaluation.
+- ``test500``: ``tools/test.py`` over 500 images, batch 1, with COCO box and mask evaluation; every model keeps
+  every detection (``TEST_SCORE_THR``).
 
 Each training and test job's config gets :class:`~mlla_mm.engine.FirstIterationClockHook`, which writes into the
-log when the first iteration ended; so the same runs also give the time from launch to the end of the first
-training step (``first_step``, UperNet's ``seg_first_step``) and to the first test image's result
+log when the loop started and when the first iteration ended; so the same runs also give the time from launch to
+the start of training or testing (``train_start``, ``seg_train_start``, ``test_start``: the start-up), to the end of
+the first training step (``first_step``, UperNet's ``seg_first_step``) and to the first test image's result
 (``first_infer``).
 
 Models (``MODELS``): ``mlla_auto``, the MLLA-T configs as they are (``attn_impl='auto'``: on a GPU, uncompiled for
@@ -47,11 +49,11 @@ their own (MLLA-T auto, in jobs shorter than its counts, only its Triton kernels
 states too, so that the difference between their two runs shows what else a second run gains (the driver's cache,
 files in the operating system's cache). Each successful run appends one line to the results CSV
 (:mod:`.results`): measure ``wall_<job>_<cold|warm>_s``, e.g. ``wall_demo1_cold_s``, ``wall_train300_warm_s``
-(the counts follow ``--iters`` and ``--test-images``), and one more per first iteration (``wall_first_step_cold_s``,
-``wall_seg_first_step_cold_s``, ``wall_first_infer_cold_s``, ...). A job that fails
-or runs past ``--timeout`` writes no line of its own (one past its time still writes the lines of first iterations
-that ended); the tail of its log is printed, the rest go on, and the exit status is 1.
-``tools/analysis/wall_time.py`` is its command line.
+(the counts follow ``--iters`` and ``--test-images``), and one more per loop start and first iteration
+(``wall_train_start_cold_s``, ``wall_first_step_cold_s``, ``wall_seg_first_step_cold_s``,
+``wall_first_infer_cold_s``, ...). A job that fails or runs past ``--timeout`` writes no line of its own (one past
+its time still writes the lines of the loop starts and first iterations that came); the tail of its log is
+printed, the rest go on, and the exit status is 1. ``tools/analysis/wall_time.py`` is its command line.
 """
 import argparse
 import copy
@@ -638,8 +640,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'{run.job} {run.model} {run.cache}: {shell_line(run)}', flush=True)
         outcome = execute(run, args.timeout)
         outcomes[run.job, run.model, run.cache] = outcome
-        firsts = ''.join([f', {mode} loop started after {seconds:.1f} s' for mode, seconds in outcome.starts.items()]
-                         + [f', first {mode} iteration after {seconds:.1f} s' for mode, seconds in outcome.first.items()])
+        firsts = ''.join([f', {mode} loop started after {s:.1f} s' for mode, s in outcome.starts.items()]
+                         + [f', first {mode} iteration after {s:.1f} s' for mode, s in outcome.first.items()])
         if outcome.seconds is None:
             failed.append(run)
             print(f'  failed ({outcome.status}{firsts}); the end of {run.log}:\n{log_tail(run.log)}', flush=True)

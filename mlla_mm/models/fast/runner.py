@@ -35,9 +35,9 @@ def block_tensors(block: MLLABlock) -> tuple:
 
 
 def drop_path_mask(block: MLLABlock, x: torch.Tensor, residual_masks: bool) -> Optional[torch.Tensor]:
-    """A per-sample ``(B, 1, 1)`` stochastic-depth factor as :class:`~mlla_mm.models.layers.DropPath` draws it, or None where no
-    path is dropped. ``residual_masks``: ones instead of None in training, so that a block that drops no path (the
-    first one, whose rate is 0) shares the compiled graph of the blocks that do."""
+    """A per-sample ``(B, 1, 1)`` stochastic-depth factor as :class:`~mlla_mm.models.layers.DropPath` draws it, or
+    None where no path is dropped. ``residual_masks``: ones instead of None in training, so that a block that drops
+    no path (the first one, whose rate is 0) shares the compiled graph of the blocks that do."""
     drop = block.drop_path
     if not (block.training and isinstance(drop, DropPath) and drop.drop_prob > 0):
         return x.new_ones(x.shape[0], 1, 1, dtype=torch.float32) if block.training and residual_masks else None
