@@ -241,6 +241,19 @@ def test_drop_path_draws_what_the_official_codes_timm_draws(drop_prob, scale_by_
     assert ours.eval()(x) is x and DropPath(0.).train()(x) is x
 
 
+def test_trunc_normal_draws_what_the_official_codes_timm_draws():
+    """The official init's truncated normal (timm's): the same values for the same seed, within its bounds."""
+    timm_layers = pytest.importorskip('timm.layers')
+    from mlla_mm.models.layers import trunc_normal_
+    for std, a, b in [(.02, -2., 2.), (1., -0.5, 1.5)]:
+        torch.manual_seed(7)
+        expected = timm_layers.trunc_normal_(torch.empty(64, 48), std=std, a=a, b=b)
+        torch.manual_seed(7)
+        got = trunc_normal_(torch.empty(64, 48), std=std, a=a, b=b)
+        assert torch.equal(got, expected)
+        assert a <= float(got.min()) and float(got.max()) <= b and float(got.std()) > 0
+
+
 def test_default_init_follows_the_official_scheme():
     model = MLLA(SMALL_ARCH)
     model.init_weights()

@@ -7,13 +7,12 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from torch.nn.init import trunc_normal_
 
 from ...checkpoint import load_pretrained_backbone
 from ...checkpoint.model_checkpoint import drop_official_rope_tables
 from ...registry import register_model
 from .. import fast
-from ..layers import MLLAStage, Stem
+from ..layers import MLLAStage, Stem, trunc_normal_
 
 ATTN_IMPLS = ('auto', 'plain', 'fast')
 

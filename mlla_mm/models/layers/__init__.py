@@ -4,6 +4,7 @@ from .linear_attention import LinearAttention
 from .mlla_block import MLLABlock, Mlp
 from .rope import apply_rope, rope_tables
 from .stage import MLLAStage
+from .weight_init import trunc_normal_
 
 __all__ = ['ConvLayer', 'PatchMerging', 'Stem', 'DropPath', 'LinearAttention', 'MLLABlock', 'Mlp', 'apply_rope',
-           'rope_tables', 'MLLAStage']
+           'rope_tables', 'MLLAStage', 'trunc_normal_']
