@@ -182,9 +182,12 @@ def test_drop_path_masks_are_per_sample_and_scaled():
     masks = [runner.drop_path_mask(fast_block, torch.zeros(64, 4, 64), False) for _ in range(2)]
     for mask in masks:
         assert mask.shape == (64, 1, 1) and set(mask.unique().tolist()) == {0., 2.}
+    fast_block.drop_path.drop_prob = 1.0  # every path dropped: zeros, as DropPath gives
+    assert torch.equal(runner.drop_path_mask(fast_block, torch.zeros(4, 4, 64), False), torch.zeros(4, 1, 1))
+    fast_block.drop_path.drop_prob = 0.5
     fast_block.eval()
     assert runner.drop_path_mask(fast_block, torch.zeros(2, 4, 64), True) is None
-    # in training the fast path draws the same masks as timm's DropPath for the same seed
+    # in training the fast path draws the same masks as the reference block's DropPath for the same seed
     plain.train()
     x = torch.randn(8, 3 * 3, 64)
     torch.manual_seed(5)
