@@ -76,11 +76,14 @@ def test_segmentation_heads_are_imported_with_mmseg_models_only():
     assert out.split() == ['False', 'MatmulResizeFCNHead', 'True']
 
 
-def test_segmentation_heads_register_at_once_where_mmseg_has_imported_its_models():
+@pytest.mark.parametrize('first', ["MODELS.get('UPerHead')", 'import mmseg.models'])
+def test_segmentation_heads_register_at_once_where_mmseg_has_imported_its_models(first):
+    """Where mmseg's registry has looked a type up, or mmseg's models are imported, before ``import mlla_mm``, the
+    heads are in its module dict at once (where registries that descend from it look them up)."""
     pytest.importorskip('mmseg')
-    out = run_python('''
+    out = run_python(f'''
         from mmseg.registry import MODELS
-        MODELS.get('UPerHead')  # mmseg's registry imports its models now
+        {first}
         import mlla_mm
         print('MatmulResizeUPerHead' in MODELS.module_dict, 'MatmulResizeFCNHead' in MODELS.module_dict)
         ''')

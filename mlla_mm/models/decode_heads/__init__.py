@@ -3,10 +3,13 @@
 The heads subclass mmseg's, and importing ``mmseg.models`` takes seconds, which a detection job would pay for
 nothing at ``import mlla_mm``. So their module is imported only with mmseg's own models: it is added to the modules
 that mmseg's registry imports before it first looks a type up (mmengine's registry ``locations``), or imported at
-once where that has happened already. ``from mlla_mm.models.decode_heads import MatmulResizeUPerHead`` imports it
-too.
+once where mmseg's models are imported already. ``from mlla_mm.models.decode_heads import MatmulResizeUPerHead``
+imports it too. A registry whose parent is mmseg's (a codebase built on mmseg) finds the heads once mmseg's models
+are imported, as it finds mmseg's own.
 """
+import sys
 from importlib import import_module
+from importlib.util import find_spec
 
 from .matmul_resize import bilinear_resize
 
@@ -26,7 +29,7 @@ def register_with_mmseg() -> None:
     except ImportError:  # mmseg absent: the backbone alone still serves mmdet
         return
     locations = getattr(MODELS, '_locations', None)
-    if getattr(MODELS, '_imported', True) or not isinstance(locations, list):
+    if 'mmseg.models' in sys.modules or getattr(MODELS, '_imported', True) or not isinstance(locations, list):
         import_module(HEADS_MODULE)  # mmseg's models are imported already (or this mmengine imports no locations)
     elif HEADS_MODULE not in locations:
         locations.append(HEADS_MODULE)
@@ -40,4 +43,6 @@ def __getattr__(name: str):
 
 register_with_mmseg()
 
-__all__ = ['MMSEG_EQUIVALENTS', 'bilinear_resize', 'register_with_mmseg', *HEADS_NAMES]
+__all__ = ['MMSEG_EQUIVALENTS', 'bilinear_resize', 'register_with_mmseg']
+if find_spec('mmseg') is not None:  # the heads need mmseg
+    __all__ += HEADS_NAMES
