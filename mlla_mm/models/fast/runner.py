@@ -41,9 +41,7 @@ def drop_path_mask(block: MLLABlock, x: torch.Tensor, residual_masks: bool) -> O
     drop = block.drop_path
     if not (block.training and isinstance(drop, DropPath) and drop.drop_prob > 0):
         return x.new_ones(x.shape[0], 1, 1, dtype=torch.float32) if block.training and residual_masks else None
-    keep = 1 - drop.drop_prob
-    mask = x.new_empty(x.shape[0], 1, 1, dtype=torch.float32).bernoulli_(keep)
-    return mask.div_(keep) if keep > 0 and drop.scale_by_keep else mask
+    return drop.draw_mask(x.new_empty(x.shape[0], 1, 1, dtype=torch.float32))
 
 
 def residual_factors(block: MLLABlock, x: torch.Tensor, residual_masks: bool) -> tuple:

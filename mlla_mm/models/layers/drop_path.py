@@ -20,11 +20,16 @@ class DropPath(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.drop_prob == 0. or not self.training:
             return x
+        return x * self.draw_mask(x.new_empty((x.shape[0], ) + (1, ) * (x.ndim - 1)))
+
+    def draw_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Fill ``mask`` (one value per sample, in any shape and dtype) in place with this layer's draw: kept (1)
+        with probability ``1 - drop_prob``, scaled by ``1 / (1 - drop_prob)`` with ``scale_by_keep``."""
         keep = 1 - self.drop_prob
-        mask = x.new_empty((x.shape[0], ) + (1, ) * (x.ndim - 1)).bernoulli_(keep)
+        mask.bernoulli_(keep)
         if keep > 0. and self.scale_by_keep:
             mask.div_(keep)
-        return x * mask
+        return mask
 
     def extra_repr(self) -> str:
         return f'drop_prob={self.drop_prob:.3f}'
