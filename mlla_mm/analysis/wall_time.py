@@ -498,15 +498,18 @@ def measure_name(job: str, cache: str, iters: int, test_images: int) -> str:
 def first_measure_name(job: str, mode: str, cache: str) -> str:
     """The first iteration of a job: ``wall_first_step_cold_s`` (Mask R-CNN), ``wall_seg_first_step_warm_s``
     (UperNet), ``wall_first_infer_cold_s``."""
-    prefix = 'seg_' if JOBS[job].task == 'upernet' else ''
-    return f'wall_{prefix}{FIRST_ITERATIONS[mode]}_{cache}_s'
+    return _clock_measure_name(job, FIRST_ITERATIONS[mode], cache)
 
 
 def start_measure_name(job: str, mode: str, cache: str) -> str:
     """The start of a job's loop: ``wall_train_start_cold_s`` (Mask R-CNN), ``wall_seg_train_start_warm_s``
     (UperNet), ``wall_test_start_cold_s``."""
+    return _clock_measure_name(job, LOOP_STARTS[mode], cache)
+
+
+def _clock_measure_name(job: str, name: str, cache: str) -> str:
     prefix = 'seg_' if JOBS[job].task == 'upernet' else ''
-    return f'wall_{prefix}{LOOP_STARTS[mode]}_{cache}_s'
+    return f'wall_{prefix}{name}_{cache}_s'
 
 
 def input_name(cfg, job: str) -> str:
@@ -527,10 +530,9 @@ def csv_lines(info: Dict, run: Run, cfg, outcome: Outcome, args) -> List[Dict]:
     values = [] if outcome.seconds is None else [
         (measure_name(run.job, run.cache, args.iters, args.test_images), outcome.seconds)]
     # a training job's own test loop, if any, is not its first result
-    values += [(start_measure_name(run.job, mode, run.cache), seconds) for mode, seconds in outcome.starts.items()
-               if mode == spec.kind]
-    values += [(first_measure_name(run.job, mode, run.cache), seconds) for mode, seconds in outcome.first.items()
-               if mode == spec.kind]
+    values += [(name(run.job, mode, run.cache), seconds)
+               for name, times in ((start_measure_name, outcome.starts), (first_measure_name, outcome.first))
+               for mode, seconds in times.items() if mode == spec.kind]
     return [dict(common, measure=measure, value=f'{seconds:.6g}') for measure, seconds in values]
 
 
