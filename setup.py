@@ -16,7 +16,7 @@ setup(
     description='MLLA (Mamba-Like Linear Attention) backbone for OpenMMLab detection and segmentation',
     long_description=open(os.path.join(HERE, 'README.md'), encoding='utf-8').read(),
     long_description_content_type='text/markdown',
-    python_requires='>=3.9',
+    python_requires='>=3.10',
     packages=find_packages(include=['mlla_mm', 'mlla_mm.*']),
     install_requires=[
         'torch>=2.6',  # the safe checkpoint loader builds on the weights_only allowlist and get_safe_globals
