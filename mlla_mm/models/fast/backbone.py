@@ -9,11 +9,10 @@ from typing import Optional, Tuple
 
 import torch
 
-from ..layers import DropPath
 from . import compile as compiling
 from . import eager_graphs, inference_graphs
 from .functional_block import mlla_block
-from .runner import run_patch_merging, run_stage_blocks, run_stem
+from .runner import drops_path, run_patch_merging, run_stage_blocks, run_stem
 
 
 def forward_backbone(model, x: torch.Tensor, cfg: dict) -> Tuple[torch.Tensor, ...]:
@@ -46,9 +45,7 @@ def forward_backbone(model, x: torch.Tensor, cfg: dict) -> Tuple[torch.Tensor, .
 
 def features(model, x: torch.Tensor, cfg: dict) -> Tuple[torch.Tensor, ...]:
     """The backbone stage by stage on the fast path; also what the whole compiled backbone traces."""
-    residual_masks = model.training and any(
-        isinstance(block.drop_path, DropPath) and block.drop_path.drop_prob > 0
-        for stage in model.layers for block in stage.blocks)
+    residual_masks = model.training and any(drops_path(block) for stage in model.layers for block in stage.blocks)
     x, hw_shape = run_stem(model.patch_embed, x, cfg)
     x = model.pos_drop(x)
     outs = []

@@ -34,14 +34,19 @@ def block_tensors(block: MLLABlock) -> tuple:
             mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias)
 
 
+def drops_path(block: MLLABlock) -> bool:
+    """Whether the block's stochastic depth drops paths: a :class:`~mlla_mm.models.layers.DropPath` of a positive
+    rate (at rate 0 the block holds an ``nn.Identity``)."""
+    return isinstance(block.drop_path, DropPath) and block.drop_path.drop_prob > 0
+
+
 def drop_path_mask(block: MLLABlock, x: torch.Tensor, residual_masks: bool) -> Optional[torch.Tensor]:
     """A per-sample ``(B, 1, 1)`` stochastic-depth factor as :class:`~mlla_mm.models.layers.DropPath` draws it, or
     None where no path is dropped. ``residual_masks``: ones instead of None in training, so that a block that drops
     no path (the first one, whose rate is 0) shares the compiled graph of the blocks that do."""
-    drop = block.drop_path
-    if not (block.training and isinstance(drop, DropPath) and drop.drop_prob > 0):
+    if not (block.training and drops_path(block)):
         return x.new_ones(x.shape[0], 1, 1, dtype=torch.float32) if block.training and residual_masks else None
-    return drop.draw_mask(x.new_empty(x.shape[0], 1, 1, dtype=torch.float32))
+    return block.drop_path.draw_mask(x.new_empty(x.shape[0], 1, 1, dtype=torch.float32))
 
 
 def residual_factors(block: MLLABlock, x: torch.Tensor, residual_masks: bool) -> tuple:
