@@ -164,6 +164,7 @@ def test_benchmark_appends_results_rows(mocked_benchmark, tmp_path):
     lines_after = read_results(path)
     assert lines_after[:len(lines)] == lines and len(lines_after) == len(lines) + 2
     assert [line[8] for line in lines_after[len(lines):]] == ['infer_ms', 'throughput_img_s']
+    assert b'\r' not in path.read_bytes()  # one line ending, as in the committed results files
 
 
 def test_benchmark_leaves_another_csv_alone(mocked_benchmark, tmp_path, capsys):

@@ -97,12 +97,13 @@ def check_results_file(path: str) -> bool:
 
 def append_csv(lines: Iterable[Dict], path: str) -> int:
     """Append ``lines`` to the results CSV at ``path`` (its header first if the file is new or empty); returns how
-    many. An existing file with other columns is left as it is (:func:`check_results_file`)."""
+    many. Lines end in ``\\n``, as in the committed results files. An existing file with other columns is left as it
+    is (:func:`check_results_file`)."""
     lines = list(lines)
     new = not check_results_file(path)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'a', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, lineterminator='\n')
         if new:
             writer.writeheader()
         writer.writerows(lines)
